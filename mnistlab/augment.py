@@ -1,0 +1,78 @@
+"""Batched on-device augmentation: random affine (and optional elastic) warps with per-sample parameters."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mnistlab.data import MEAN, STD
+
+BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalization
+
+
+@dataclass
+class AugmentConfig:
+    """Ranges of the random warp; all zeros (the default) means no augmentation."""
+
+    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
+    translate: float = 0.0  # fraction of the image size, uniform in [-translate, translate] per axis
+    scale: float = 0.0  # relative, uniform in [1 - scale, 1 + scale]
+    elastic_alpha: float = 0.0  # displacement strength in pixels (0: no elastic distortion)
+    elastic_sigma: float = 4.0  # smoothness of the displacement field in pixels
+
+    @property
+    def enabled(self) -> bool:
+        return any(v > 0 for v in (self.rotation, self.translate, self.scale, self.elastic_alpha))
+
+    def validate(self) -> None:
+        for key in ("rotation", "translate", "scale", "elastic_alpha"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"regularization.augment.{key} must be >= 0, got {getattr(self, key)}")
+        if self.scale >= 1:
+            raise ValueError(f"regularization.augment.scale must be < 1, got {self.scale}")
+        if self.elastic_sigma <= 0:
+            raise ValueError(f"regularization.augment.elastic_sigma must be > 0, got {self.elastic_sigma}")
+
+
+def _uniform(n: int, bound: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
+
+
+def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(math.ceil(2 * sigma)))
+    t = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def _elastic_field(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Smooth random displacements (n, h, w, 2) in grid units (Simard et al. 2003)."""
+    field = torch.rand(n, 2, h, w, generator=generator, device=device) * 2 - 1
+    k = _gaussian_kernel(cfg.elastic_sigma, device)
+    pad = len(k) // 2
+    field = F.conv2d(F.pad(field, (pad, pad, 0, 0), mode="reflect").reshape(-1, 1, h, w + 2 * pad), k.view(1, 1, 1, -1))
+    field = F.conv2d(F.pad(field, (0, 0, pad, pad), mode="reflect"), k.view(1, 1, -1, 1)).reshape(n, 2, h, w)
+    field = field / field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    scale = torch.tensor([2.0 / w, 2.0 / h], device=device).view(1, 2, 1, 1)
+    return (field * cfg.elastic_alpha * scale).permute(0, 2, 3, 1)
+
+
+def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Warp a normalized batch (N, 1, H, W) with per-sample random rotation, shift, scale (and elastic field)."""
+    if not cfg.enabled:
+        return images
+    n, _, h, w = images.shape
+    device = images.device
+    angle = _uniform(n, math.radians(cfg.rotation), generator, device)
+    scale = 1 + _uniform(n, cfg.scale, generator, device)
+    shift = _uniform(2 * n, 2 * cfg.translate, generator, device).view(n, 2)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    if cfg.elastic_alpha > 0:
+        grid = grid + _elastic_field(n, h, w, cfg, generator, device).to(images.dtype)
+    warped = F.grid_sample(images - BACKGROUND, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped + BACKGROUND

@@ -1,0 +1,319 @@
+"""Training loop: epochs over on-device batches, evaluation, metrics.csv, checkpoints and resume."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from mnistlab.augment import AugmentConfig, augment_batch
+from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, steps_per_epoch
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE, CHECKPOINT_FILE = "metrics.csv", "checkpoint.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing or does not fit the configured run."""
+
+
+@dataclass
+class TrainSettings:
+    """What the loop needs from the config (``trainer.*`` and ``regularization.*``)."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    eval_batch_size: int = 2000
+    label_smoothing: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    target_acc: float | None = None  # stop once test accuracy (%) reaches this
+    early_stopping_patience: int | None = None  # epochs without val improvement before stopping
+    keep_best: bool = False  # restore the weights of the best val epoch at the end
+    checkpoint: bool = True
+    progress: bool = True
+    amp: bool = False  # bf16 autocast (CUDA only)
+    channels_last: bool = False
+
+
+@dataclass
+class FitResult:
+    status: str  # completed | diverged | interrupted
+    history: list[dict[str, float]]
+    seconds: float  # training wall time, resumed parts included
+    best_epoch: int | None = None  # epoch whose weights were kept (keep_best), else None
+    time_to_target: float | None = None
+    stopped_early: bool = False
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: Split, batch_size: int = 2000, channels_last: bool = False) -> tuple[float, float, torch.Tensor]:
+    """Mean cross-entropy, accuracy in percent, and the predicted labels on a split."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=split.labels.device)
+    preds = []
+    for x, y in ordered_batches(split, batch_size):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        preds.append(logits.argmax(1))
+    model.train(was_training)
+    pred = torch.cat(preds)
+    n = len(split)
+    return loss_sum.item() / n, 100.0 * (pred == split.labels).sum().item() / n, pred.cpu()
+
+
+# ---------------------------------------------------------------- run files
+
+
+def append_metrics(path: Path, row: dict[str, Any]) -> None:
+    """Append one row (header first if the file is new), flushed to disk."""
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def truncate_metrics(path: Path, last_epoch: int) -> list[dict[str, float]]:
+    """Keep only rows up to ``last_epoch`` (rows of an epoch whose checkpoint never landed go)."""
+    rows = [r for r in read_metrics(path) if r["epoch"] <= last_epoch]
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    for row in rows:
+        append_metrics(tmp, {k: int(v) if k == "epoch" else v for k, v in row.items()})
+    if rows:
+        os.replace(tmp, path)
+    else:
+        path.unlink(missing_ok=True)
+    return rows
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a killed process leaves the previous checkpoint intact."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(
+            f"trainer.resume=true but there is no checkpoint at {path}; start a new run without trainer.resume, or point hydra.run.dir at the run to resume"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path} cannot be loaded ({type(err).__name__}: {err}); it is corrupt or not a mnistlab checkpoint") from err
+
+
+# ---------------------------------------------------------------- training
+
+
+class Trainer:
+    """Fits one model on on-device MNIST, writing metrics.csv and checkpoint.pt into ``run_dir``."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        data: DeviceData,
+        settings: TrainSettings,
+        run_dir: Path,
+        seed: int = 0,
+        identity: dict[str, Any] | None = None,
+    ):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.data, self.settings, self.run_dir = data, settings, Path(run_dir)
+        self.device = data.train.labels.device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.identity = identity or {}  # what a checkpoint must match to be resumed (model name, params)
+        self.start_epoch, self.elapsed, self.history = 1, 0.0, []
+        self.best_val, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
+        if settings.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_FILE
+
+    # -- checkpoints
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        state = {
+            "epoch": epoch,
+            "identity": self.identity,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
+            "elapsed": self.elapsed,
+            "best_val": self.best_val,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def resume(self) -> None:
+        """Continue from the last finished epoch of ``run_dir``."""
+        state = load_checkpoint(self.checkpoint_path)
+        if state.get("identity") != self.identity:
+            raise CheckpointError(
+                f"{self.checkpoint_path} belongs to another run ({state.get('identity')}), not to this config ({self.identity}); resume with the same model settings or use a new run dir"
+            )
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{self.checkpoint_path} does not fit this model/optimizer: {err}") from err
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["generator"].to(self.generator.get_state().device))
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.start_epoch = int(state["epoch"]) + 1
+        self.elapsed = float(state["elapsed"])
+        self.best_val, self.best_epoch = float(state["best_val"]), state["best_epoch"]
+        self.bad_epochs, self.best_state = int(state["bad_epochs"]), state["best_state"]
+        self.history = truncate_metrics(self.metrics_path, int(state["epoch"]))
+        log.info("resumed from %s after epoch %d", self.checkpoint_path, state["epoch"])
+
+    # -- one epoch
+
+    def _autocast(self):
+        if self.settings.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over the shuffled training split; returns mean loss and accuracy (%)."""
+        s = self.settings
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        total = len(self.data.train)
+        bar = tqdm(
+            total=steps_per_epoch(total, s.batch_size),
+            desc=f"epoch {epoch}/{s.epochs}",
+            leave=False,
+            disable=not (s.progress and sys.stderr.isatty()),
+            file=sys.stderr,
+        )
+        for step, (x, y) in enumerate(shuffled_batches(self.data.train, s.batch_size, self.generator)):
+            x = augment_batch(x, s.augment, self.generator)
+            if s.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=s.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            if step % 50 == 0 or step == bar.total - 1:
+                running = loss_sum.item()
+                if not math.isfinite(running):
+                    bar.close()
+                    raise Diverged(f"training loss became {running} in epoch {epoch}, step {step}; lower optimizer.lr")
+                bar.set_postfix(loss=f"{running / ((step + 1) * s.batch_size):.4f}", refresh=False)
+            bar.update()
+        bar.close()
+        return loss_sum.item() / total, 100.0 * correct.item() / total
+
+    # -- the loop
+
+    def fit(self) -> FitResult:
+        s = self.settings
+        status, time_to_target, stopped_early = "completed", None, False
+        try:
+            for epoch in range(self.start_epoch, s.epochs + 1):
+                started = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                try:
+                    train_loss, train_acc = self.train_epoch(epoch)
+                except Diverged as err:
+                    log.error("diverged: %s", err)
+                    status = "diverged"
+                    break
+                row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
+                test_loss, test_acc, _ = evaluate(self.model, self.data.test, s.eval_batch_size, s.channels_last)
+                row |= {"test_loss": test_loss, "test_acc": test_acc}
+                if self.data.val is not None:
+                    val_loss, val_acc, _ = evaluate(self.model, self.data.val, s.eval_batch_size, s.channels_last)
+                    row |= {"val_loss": val_loss, "val_acc": val_acc}
+                    self._track_best(epoch, val_acc)
+                seconds = time.perf_counter() - started
+                self.elapsed += seconds
+                row |= {"lr": lr, "seconds": seconds}
+                self.history.append(row)
+                append_metrics(self.metrics_path, row)
+                if s.checkpoint:
+                    save_checkpoint(self.checkpoint_path, self.state(epoch))
+                log.info(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+                if s.target_acc is not None and test_acc >= s.target_acc:
+                    time_to_target = self.elapsed
+                    log.info("reached test accuracy %.2f%% >= %.2f%% after %.2f s", test_acc, s.target_acc, self.elapsed)
+                    break
+                if s.early_stopping_patience and self.bad_epochs >= s.early_stopping_patience:
+                    log.info("early stopping: no val improvement for %d epochs", self.bad_epochs)
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            log.warning("interrupted; the last finished epoch is kept in %s", self.run_dir)
+            status = "interrupted"
+        if s.keep_best and self.best_state is not None and status == "completed":
+            self.model.load_state_dict(self.best_state)
+            log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best_val)
+        return FitResult(status, self.history, self.elapsed, self.best_epoch if s.keep_best else None, time_to_target, stopped_early)
+
+    def _track_best(self, epoch: int, val_acc: float) -> None:
+        if val_acc > self.best_val:
+            self.best_val, self.best_epoch, self.bad_epochs = val_acc, epoch, 0
+            if self.settings.keep_best:
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.bad_epochs += 1

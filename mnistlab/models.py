@@ -1,0 +1,132 @@
+"""LeNet-5, the MLP, and a per-layer parameter table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+POOLINGS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+def _check_choice(key: str, value: str, choices: dict) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {sorted(choices)}, got {value!r}")
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 (LeCun et al. 1998) on 28x28 input padded by 2 to the paper's 32x32.
+
+    C1 6@5x5 -> pool -> C3 16@5x5 (full connection) -> pool -> C5 120@5x5 -> F6 84 -> 10.
+    ``batch_norm`` adds BatchNorm after C1, C3, C5 and F6 (before the activation);
+    ``dropout`` applies after the C5 and F6 activations.
+    """
+
+    def __init__(
+        self, activation: str = "relu", pooling: str = "max", dropout: float = 0.0, batch_norm: bool = False, num_classes: int = 10
+    ):
+        super().__init__()
+        _check_choice("model.activation", activation, ACTIVATIONS)
+        _check_choice("model.pooling", pooling, POOLINGS)
+        act, pool = ACTIVATIONS[activation], POOLINGS[pooling]
+
+        def block(layer: nn.Module, norm: type[nn.Module], width: int) -> list[nn.Module]:
+            return [layer, norm(width), act()] if batch_norm else [layer, act()]
+
+        self.features = nn.Sequential(
+            *block(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6),
+            pool(2),
+            *block(nn.Conv2d(6, 16, 5, bias=not batch_norm), nn.BatchNorm2d, 16),
+            pool(2),
+            *block(nn.Conv2d(16, 120, 5, bias=not batch_norm), nn.BatchNorm2d, 120),
+            nn.Flatten(),
+        )
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout),
+            *block(nn.Linear(120, 84, bias=not batch_norm), nn.BatchNorm1d, 84),
+            nn.Dropout(dropout),
+            nn.Linear(84, num_classes),
+        )
+        _name_layers(self, ["conv1", "conv3", "conv5", "f6", "out"])
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class MLP(nn.Module):
+    """Fully connected network 784 -> hidden... -> 10; dropout after each hidden activation."""
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (128, 64),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        _check_choice("model.activation", activation, ACTIVATIONS)
+        if not hidden or any(int(h) < 1 for h in hidden):
+            raise ValueError(f"model.hidden must be a non-empty list of positive sizes, got {list(hidden)}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = 28 * 28
+        for size in hidden:
+            layers.append(nn.Linear(width, int(size), bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(int(size)))
+            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            width = int(size)
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+        _name_layers(self, [f"fc{i + 1}" for i in range(len(hidden))] + ["out"])
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _name_layers(model: nn.Module, names: list[str]) -> None:
+    """Attach readable names (used by the parameter table) to the weight layers, in order."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer, name in zip(layers, names, strict=True):
+        layer.display_name = name
+    for norm, name in zip(norms, names, strict=False):
+        norm.display_name = f"bn_{name}"
+
+
+def parameter_rows(model: nn.Module) -> list[tuple[str, str, int]]:
+    """One ``(layer, formula, count)`` row for every module that owns parameters."""
+    rows = []
+    for qualified, module in model.named_modules():
+        own = sum(p.numel() for p in module.parameters(recurse=False))
+        if not own:
+            continue
+        name = getattr(module, "display_name", qualified)
+        has_bias = getattr(module, "bias", None) is not None
+        plus = "+1" if has_bias else ""
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            formula = f"({kh}*{kw}*{module.in_channels}{plus})*{module.out_channels}"
+        elif isinstance(module, nn.Linear):
+            formula = f"({module.in_features}{plus})*{module.out_features}"
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            formula = f"2*{module.num_features}"
+        else:
+            formula = "+".join(str(p.numel()) for p in module.parameters(recurse=False))
+        rows.append((name, formula, own))
+    return rows
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def parameter_table(model: nn.Module) -> str:
+    """A printable per-layer parameter table, e.g. ``conv1  (5*5*1+1)*6 = 156``, and the total."""
+    rows = parameter_rows(model)
+    width = max(len(name) for name, _, _ in rows)
+    lines = [f"{type(model).__name__} parameters:"]
+    lines += [f"  {name:<{width}}  {formula} = {count:,}" for name, formula, count in rows]
+    lines.append(f"  {'total':<{width}}  {count_parameters(model):,}")
+    return "\n".join(lines)

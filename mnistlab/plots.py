@@ -1,0 +1,124 @@
+"""Figures: run curves, sweep curves and comparison bars, confusion matrix, misclassified digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+SPLITS = (("train", "-"), ("test", "--"), ("val", ":"))
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_curves(history: pd.DataFrame, path: Path, title: str = "") -> Path:
+    """Loss and accuracy against epoch for train, test (and val) of one run."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "acc", "accuracy (%)")):
+        for split, style in SPLITS:
+            column = f"{split}_{metric}"
+            if column in history and history[column].notna().any():
+                ax.plot(history["epoch"], history[column], style, marker="o", markersize=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes: int = 10) -> Path:
+    """Counts of true (rows) vs predicted (columns) labels on the test set."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (labels, preds), 1)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    shown = matrix.astype(float)
+    np.fill_diagonal(shown, np.nan)  # colour the errors; the diagonal would swamp the scale
+    image = ax.imshow(shown, cmap="Reds")
+    for i in range(classes):
+        for j in range(classes):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color="black" if i != j else "tab:blue")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    errors = int(matrix.sum() - np.trace(matrix))
+    ax.set_title(f"confusion matrix: {errors} errors in {int(matrix.sum())}")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="errors")
+    return _save(fig, path)
+
+
+def mistakes(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Path, limit: int = 64) -> Path:
+    """A grid of misclassified test digits titled ``true -> predicted``."""
+    wrong = np.flatnonzero(labels != preds)[:limit]
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[i], cmap="gray_r")
+        ax.set_title(f"{labels[i]}→{preds[i]}", fontsize=9, color="tab:red")
+    fig.suptitle(f"misclassified test digits (true→predicted), {len(wrong)} of {int((labels != preds).sum())} shown")
+    return _save(fig, path)
+
+
+def sweep_curves(histories: pd.DataFrame, keys: list[str], path: Path) -> Path:
+    """Train/test loss and accuracy per epoch: one line per group (mean over seeds), band = min..max."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    groups = histories.groupby(keys, sort=False) if keys else [((), histories)]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (values, frame) in enumerate(groups):
+        values = values if isinstance(values, tuple) else (values,)
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all runs"
+        color = colors[i % len(colors)]
+        for ax, column in zip(axes.flat, ("train_loss", "test_loss", "train_acc", "test_acc"), strict=True):
+            stats = frame.groupby("epoch")[column].agg(["mean", "min", "max", "count"])
+            ax.plot(stats.index, stats["mean"], color=color, marker="o", markersize=3, label=f"{label} (n={int(stats['count'].max())})")
+            if (stats["count"] > 1).any():
+                ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2)
+    for ax, column in zip(axes.flat, ("train_loss", "test_loss", "train_acc", "test_acc"), strict=True):
+        split, metric = column.split("_")
+        ax.set_title(f"{split} {'loss' if metric == 'loss' else 'accuracy (%)'}")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if metric == "loss":
+            ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("mean over seeds per group; band: min..max")
+    return _save(fig, path)
+
+
+def comparison_bars(comparison: pd.DataFrame, labels: list[str], params: list, path: Path) -> Path:
+    """Final test accuracy per group, mean with std error bars, parameter count in the label."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(labels) + 2), 4.5))
+    means = comparison["final_test_acc_mean"] if "final_test_acc_mean" in comparison else pd.Series([np.nan] * len(labels))
+    stds = comparison["final_test_acc_std"].fillna(0) if "final_test_acc_std" in comparison else 0
+    names = [f"{label}\n({int(p):,} params)" if pd.notna(p) else label for label, p in zip(labels, params, strict=True)]
+    x = np.arange(len(labels))
+    ax.bar(x, means, yerr=stds, capsize=5, color="tab:blue", alpha=0.8)
+    for xi, (m, n) in enumerate(zip(means, comparison["n"], strict=True)):
+        if pd.notna(m):
+            ax.text(xi, m, f"{m:.2f}%\nn={n}", ha="center", va="bottom", fontsize=8)
+    finite = means.dropna()
+    if len(finite):
+        low = max(0.0, float(finite.min()) - 2 * float(np.nanmax(np.atleast_1d(stds))) - 0.5)
+        ax.set_ylim(low, min(100.0, float(finite.max()) + 0.5))
+    ax.set_xticks(x, names, fontsize=8, rotation=0 if len(labels) < 5 else 30, ha="center" if len(labels) < 5 else "right")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title("final test accuracy per group (mean ± std over seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

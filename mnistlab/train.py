@@ -1,0 +1,211 @@
+"""The ``mnistlab`` entry point: compose the config, instantiate, train, write the run files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+import torchvision
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mnistlab import plots
+from mnistlab.config import ConfigError, pick_device, train_settings, validate
+from mnistlab.data import PROJECT_ROOT, DataError, load_mnist, prepare, steps_per_epoch
+from mnistlab.engine import CheckpointError, FitResult, Trainer, evaluate
+from mnistlab.models import count_parameters, parameter_table
+
+log = logging.getLogger("mnistlab")
+
+SUMMARY_FILE = "summary.json"
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+BAD_INPUT = (ConfigError, DataError, CheckpointError, ValueError)
+
+# ${uid:} makes run and sweep directories unique even when started in the same second.
+OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
+OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically (a reader never sees half a file)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / SUMMARY_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _hydra_info() -> tuple[list[str], str | None, bool]:
+    """Overrides, chosen model option, and whether this job is part of a multirun."""
+    if not HydraConfig.initialized():
+        return [], None, False
+    hc = HydraConfig.get()
+    return list(hc.overrides.task), hc.runtime.choices.get("model"), hc.mode == RunMode.MULTIRUN
+
+
+def _versions() -> dict[str, str]:
+    import hydra as hydra_pkg
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "hydra": hydra_pkg.__version__,
+    }
+
+
+def objective(summary: dict[str, Any]) -> float:
+    """What sweepers maximise: final validation accuracy if there is a validation split, else test accuracy."""
+    value = summary.get("final_val_acc", summary.get("final_test_acc"))
+    return float(value) if value is not None else math.nan
+
+
+def _metrics_summary(result: FitResult, final_test: tuple[float, float]) -> dict[str, Any]:
+    history = result.history
+    if not history:
+        return {"epochs_run": 0}
+    last = history[-1]
+    out: dict[str, Any] = {
+        "epochs_run": int(last["epoch"]),
+        "final_train_loss": last["train_loss"],
+        "final_train_acc": last["train_acc"],
+        "final_test_loss": final_test[0],
+        "final_test_acc": final_test[1],
+        "best_test_acc": max(r["test_acc"] for r in history),
+        "best_test_loss": min(r["test_loss"] for r in history),
+    }
+    if "val_acc" in last and not math.isnan(last["val_acc"]):
+        chosen = next((r for r in history if r["epoch"] == result.best_epoch), last)
+        out |= {
+            "final_val_loss": chosen["val_loss"],
+            "final_val_acc": chosen["val_acc"],
+            "best_val_acc": max(r["val_acc"] for r in history),
+        }
+    return out
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train one configuration into ``run_dir``; returns the summary (also written as summary.json)."""
+    started = time.perf_counter()
+    overrides, model_choice, _ = _hydra_info()
+    summary: dict[str, Any] = {
+        "status": "running",
+        "model": model_choice,
+        "seed": int(cfg.seed),
+        "overrides": overrides,
+        "versions": _versions(),
+    }
+    write_json(run_dir / SUMMARY_FILE, summary)
+    try:
+        validate(cfg)
+        settings = train_settings(cfg)
+        device = pick_device(str(cfg.trainer.device))
+        if cfg.trainer.threads:
+            torch.set_num_threads(int(cfg.trainer.threads))
+        torch.manual_seed(int(cfg.seed))
+        data = prepare(load_mnist(cfg.data.root, download=bool(cfg.data.download)), device, int(cfg.data.val_size), int(cfg.seed))
+        model = instantiate(cfg.model).to(device)
+        summary |= {
+            "model": model_choice or type(model).__name__,
+            "params": count_parameters(model),
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+        }
+        log.info("\n%s", parameter_table(model))
+        optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+        per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
+        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=settings.epochs * per_epoch, steps_per_epoch=per_epoch)
+        identity = {"model": OmegaConf.to_container(cfg.model, resolve=True), "params": summary["params"]}
+        trainer = Trainer(model, optimizer, scheduler, data, settings, run_dir, seed=int(cfg.seed), identity=identity)
+        if cfg.trainer.resume:
+            trainer.resume()
+        else:
+            (run_dir / "metrics.csv").unlink(missing_ok=True)
+        write_json(run_dir / SUMMARY_FILE, summary)
+        result = trainer.fit()
+    except Exception as err:
+        summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "wall_seconds": time.perf_counter() - started}
+        write_json(run_dir / SUMMARY_FILE, summary)
+        raise
+    final_loss, final_acc, preds = evaluate(trainer.model, data.test, settings.eval_batch_size, settings.channels_last)
+    summary |= {
+        "status": result.status,
+        **_metrics_summary(result, (final_loss, final_acc)),
+        "seconds": result.seconds,
+        "time_to_target": result.time_to_target,
+        "selected_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+    }
+    summary["wall_seconds"] = time.perf_counter() - started
+    write_json(run_dir / SUMMARY_FILE, summary)
+    if cfg.trainer.plots and result.history:
+        import pandas as pd
+
+        title = f"{summary['model']} ({summary['params']:,} params): test accuracy {final_acc:.2f}%"
+        plots.run_curves(pd.DataFrame(result.history), run_dir / "curves.png", title)
+        labels = data.test.labels.cpu().numpy()
+        plots.confusion_matrix(labels, preds.numpy(), run_dir / "confusion.png")
+        images = (data.test.images.cpu()[:, 0] * 0.3081 + 0.1307).numpy()
+        plots.mistakes(images, labels, preds.numpy(), run_dir / "mistakes.png")
+    log.info(
+        "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
+        summary["model"],
+        result.status,
+        final_acc,
+        final_loss,
+        result.seconds,
+        run_dir,
+    )
+    return summary
+
+
+@hydra.main(config_path=str(PROJECT_ROOT / "conf"), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """Hydra task: returns the sweep objective; a failing single run exits non-zero."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    _, _, multirun = _hydra_info()
+    if cfg.trainer.resume and read_summary(run_dir).get("status") == "completed":
+        log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
+        return objective(read_summary(run_dir))
+    try:
+        summary = run(cfg, run_dir)
+    except BAD_INPUT as err:
+        log.error("%s", err)
+        if multirun:  # one bad job must not sink the sweep; the report lists it
+            return math.nan
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception:
+        if multirun:
+            log.exception("job failed")
+            return math.nan
+        raise
+    if summary["status"] == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    if summary["status"] == "diverged" and not multirun:
+        sys.exit(EXIT_DIVERGED)
+    return objective(summary) if summary["status"] == "completed" else math.nan
+
+
+def cli() -> None:
+    main()
+
+
+if __name__ == "__main__":
+    cli()

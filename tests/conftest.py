@@ -1,0 +1,57 @@
+"""Shared fixtures: composed configs, tiny synthetic data, the real MNIST, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from mnistlab.data import DeviceData, Split, load_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+
+
+@pytest.fixture
+def make_cfg():
+    """Compose the project's config with overrides, as the CLI would (without the hydra node)."""
+
+    def _compose(*overrides: str):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(config_name="config", overrides=list(overrides))
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def tiny_data() -> DeviceData:
+    """256 random 'images' with labels in 0..9 for logic tests (not MNIST)."""
+    g = torch.Generator().manual_seed(0)
+    return DeviceData(
+        train=Split(torch.randn(256, 1, 28, 28, generator=g), torch.randint(0, 10, (256,), generator=g)),
+        test=Split(torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)),
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real, checksum-verified MNIST from the repository."""
+    return load_mnist(ROOT / "data", download=False)
+
+
+def run_cli(
+    *args: str, module: bool = False, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``mnistlab`` (or ``python -m mnistlab``) in a subprocess and capture its output."""
+    exe = Path(sys.executable).parent
+    command = [sys.executable, "-m", "mnistlab", *args] if module else [str(exe / "mnistlab"), *args]
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(command, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)

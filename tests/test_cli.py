@@ -1,0 +1,53 @@
+"""The command line in a subprocess: run files, help, errors and exit codes."""
+
+import json
+
+import pandas as pd
+from conftest import run_cli
+
+
+def test_single_run_writes_all_run_files(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("model=mlp", "trainer.epochs=2", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in (
+        "metrics.csv",
+        "summary.json",
+        "curves.png",
+        "confusion.png",
+        "mistakes.png",
+        "checkpoint.pt",
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+    ):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["model"] == "mlp" and summary["params"] == 109_386
+    assert summary["final_test_acc"] > 95 and summary["overrides"] == ["model=mlp", "trainer.epochs=2"]
+    assert {"torch", "hydra", "python"} <= set(summary["versions"])
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2]
+    assert "fc1  (784+1)*128 = 100,480" in proc.stdout + proc.stderr
+
+
+def test_module_entry_and_help_from_another_directory(tmp_path):
+    proc = run_cli("--help", module=True, cwd=tmp_path)
+    assert proc.returncode == 0
+    for line in ("model: lenet5, mlp", "optimizer: adam, adamw, sgd", "regularization:", "scheduler:", "trainer:"):
+        assert line in proc.stdout
+
+
+def test_bad_value_fails_before_training(tmp_path):
+    run_dir = tmp_path / "bad"
+    proc = run_cli("regularization.dropout=1.5", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2
+    assert "regularization.dropout must be < 1, got 1.5" in proc.stdout + proc.stderr
+    assert not (run_dir / "metrics.csv").exists()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path):
+    proc = run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.run.dir", cwd=tmp_path)
+    again = run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.run.dir", cwd=tmp_path)
+    assert proc.returncode == 0 and "outputs/runs/" in proc.stdout
+    assert proc.stdout != again.stdout

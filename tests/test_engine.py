@@ -1,0 +1,135 @@
+import math
+
+import pytest
+import torch
+
+from mnistlab import engine, train
+from mnistlab.data import prepare
+from mnistlab.engine import CheckpointError, Trainer, TrainSettings, evaluate, load_checkpoint
+from mnistlab.models import MLP, LeNet5
+from mnistlab.schedules import constant, onecycle
+
+
+def make_trainer(data, run_dir, model=None, lr=0.05, **settings):
+    model = model or MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    steps = 2 * math.ceil(len(data.train) / settings.get("batch_size", 64))
+    scheduler = onecycle(optimizer, total_steps=steps * settings.get("epochs", 2), steps_per_epoch=steps)
+    return Trainer(
+        model,
+        optimizer,
+        scheduler,
+        data,
+        TrainSettings(**{"batch_size": 64, "epochs": 2, "progress": False, **settings}),
+        run_dir,
+        seed=0,
+        identity={"model": "mlp"},
+    )
+
+
+def test_fit_writes_metrics_and_a_weights_only_checkpoint(tiny_data, tmp_path):
+    result = make_trainer(tiny_data, tmp_path).fit()
+    assert result.status == "completed" and len(result.history) == 2
+    rows = engine.read_metrics(tmp_path / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and "model" in state and "optimizer" in state
+
+
+def test_divergence_stops_the_run(tiny_data, tmp_path):
+    result = make_trainer(tiny_data, tmp_path, lr=1e12).fit()
+    assert result.status == "diverged" and result.history == []
+
+
+def test_resume_without_checkpoint_is_explained(tiny_data, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        make_trainer(tiny_data, tmp_path).resume()
+
+
+def test_resume_with_another_models_checkpoint_is_refused(tiny_data, tmp_path):
+    make_trainer(tiny_data, tmp_path, epochs=1).fit()
+    other = make_trainer(tiny_data, tmp_path, model=LeNet5())
+    other.identity = {"model": "lenet5"}
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        other.resume()
+
+
+def test_corrupt_checkpoint_is_explained(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+
+
+def test_keep_best_restores_the_best_validation_epoch(tiny_data, tmp_path):
+    tiny_data.val = tiny_data.test
+    trainer = make_trainer(tiny_data, tmp_path, epochs=3, keep_best=True)
+    result = trainer.fit()
+    best = max(result.history, key=lambda r: r["val_acc"])
+    assert result.best_epoch == best["epoch"]
+    assert evaluate(trainer.model, tiny_data.val)[1] == pytest.approx(best["val_acc"])
+
+
+def test_label_smoothing_raises_the_loss_of_confident_predictions():
+    logits = torch.tensor([[10.0, 0, 0]])
+    target = torch.tensor([0])
+    plain = torch.nn.functional.cross_entropy(logits, target)
+    smooth = torch.nn.functional.cross_entropy(logits, target, label_smoothing=0.1)
+    assert smooth > plain
+    expected = -(0.9 + 0.1 / 3) * torch.log_softmax(logits, 1)[0, 0] - (0.1 / 3) * torch.log_softmax(logits, 1)[0, 1:].sum()
+    assert smooth.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_constant_schedule_keeps_lr():
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.3)
+    sched = constant(opt, 10, 5)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == 0.3
+
+
+def test_interrupted_then_resumed_run_equals_uninterrupted(make_cfg, tmp_path, monkeypatch):
+    overrides = ["model=mlp", "trainer.epochs=2", "trainer.plots=false", "seed=3", "regularization.dropout=0.1"]
+    full = train.run(make_cfg(*overrides), _mkdir(tmp_path / "full"))
+    assert full["status"] == "completed"
+
+    original = Trainer.train_epoch
+
+    def interrupt_at_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
+    stopped = train.run(make_cfg(*overrides), _mkdir(tmp_path / "resumed"))
+    assert stopped["status"] == "interrupted" and stopped["epochs_run"] == 1
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = train.run(make_cfg(*overrides, "trainer.resume=true"), tmp_path / "resumed")
+    assert resumed["status"] == "completed"
+
+    a = engine.read_metrics(tmp_path / "full" / "metrics.csv")
+    b = engine.read_metrics(tmp_path / "resumed" / "metrics.csv")
+    assert len(a) == len(b) == 2
+    for row_a, row_b in zip(a, b, strict=True):
+        for key in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+            assert row_a[key] == pytest.approx(row_b[key], rel=1e-6, abs=1e-9), key
+
+
+def test_one_epoch_of_lenet5_on_real_mnist(mnist, tmp_path):
+    torch.manual_seed(0)
+    data = prepare(mnist, "cpu")
+    model = LeNet5()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    steps = math.ceil(60_000 / 128)
+    trainer = Trainer(
+        model, optimizer, onecycle(optimizer, steps, steps), data, TrainSettings(epochs=1, batch_size=128, progress=False), tmp_path
+    )
+    result = trainer.fit()
+    assert result.status == "completed"
+    assert result.history[0]["test_acc"] >= 97.0
+
+
+def _mkdir(path):
+    path.mkdir(parents=True)
+    return path
