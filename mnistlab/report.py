@@ -73,7 +73,7 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
         metrics_path = run_dir / "metrics.csv"
         history = pd.read_csv(metrics_path) if metrics_path.is_file() and metrics_path.stat().st_size else pd.DataFrame()
         status = summary.get("status") or ("unfinished" if history.empty else "running")
-        row = {"job": run_dir.name, **overrides, "status": status, "model": summary.get("model"), "params": summary.get("params")}
+        row = {"job": run_dir.name, "model": summary.get("model"), **overrides, "status": status, "params": summary.get("params")}
         row["epochs_run"] = summary.get("epochs_run", len(history))
         for metric in METRICS:
             row[metric] = summary.get(metric)

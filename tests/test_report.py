@@ -1,0 +1,131 @@
+"""The sweep report on synthetic run directories (a failed and an unfinished job included) and on real multiruns."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import run_cli
+
+from mnistlab.report import cli, write_report
+
+
+def fake_run(sweep, job, overrides, status="completed", acc=99.0, epochs=3, params=61_706):
+    run = sweep / str(job)
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    if status is None:  # started, nothing written yet
+        return run
+    rows = [
+        {
+            "epoch": e,
+            "train_loss": 1 / e,
+            "train_acc": acc - 3 + e,
+            "test_loss": 1.2 / e,
+            "test_acc": acc - epochs + e,
+            "lr": 0.1,
+            "seconds": 1.0,
+        }
+        for e in range(1, epochs + 1)
+    ]
+    pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
+    summary = {"status": status, "model": overrides[0].split("=")[1], "params": params}
+    if status == "completed":
+        summary |= {
+            "final_test_acc": acc,
+            "final_test_loss": 1.2 / epochs,
+            "best_test_acc": acc,
+            "final_train_acc": acc - 3 + epochs,
+            "final_train_loss": 1 / epochs,
+            "seconds": 2.0,
+        }
+    if status == "failed":
+        summary["error"] = "RuntimeError: out of memory"
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    fake_run(tmp_path, 0, ["model=lenet5", "seed=0"], acc=99.2)
+    fake_run(tmp_path, 1, ["model=lenet5", "seed=1"], acc=99.4)
+    fake_run(tmp_path, 2, ["model=mlp", "seed=0"], acc=98.0, params=109_386)
+    fake_run(tmp_path, 3, ["model=mlp", "seed=1"], status="failed", params=109_386)
+    fake_run(tmp_path, 4, ["model=mlp", "seed=2"], status=None)
+    return tmp_path
+
+
+def test_report_groups_over_seeds_and_lists_failures(sweep):
+    report = write_report([sweep])
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 5 and list(summary["status"]) == ["completed", "completed", "completed", "failed", "unfinished"]
+    assert summary.loc[3, ["final_test_acc"]].isna().all()
+    comparison = pd.read_csv(sweep / "comparison.csv").set_index("model")
+    assert comparison.loc["lenet5", "final_test_acc_mean"] == pytest.approx(99.3)
+    assert comparison.loc["lenet5", "final_test_acc_std"] == pytest.approx(0.1414, abs=1e-3)
+    assert comparison.loc["lenet5", "n"] == 2 and comparison.loc["mlp", "n"] == 1 and comparison.loc["mlp", "jobs"] == 3
+    assert comparison.loc["mlp", "params"] == 109_386
+    text = report.read_text()
+    assert "| lenet5 | 61,706 | 2/2 | 99.30 ± 0.14" in text
+    assert "job 3 (model=mlp, seed=1): failed: RuntimeError: out of memory" in text
+    assert "job 4 (model=mlp, seed=2): unfinished" in text
+    for name in ("curves.png", "comparison.png"):
+        assert (sweep / name).stat().st_size > 1000
+
+
+def test_report_cli_on_explicit_run_dirs(sweep, tmp_path, capsys):
+    out = tmp_path / "picked"
+    assert cli([str(sweep / "0"), str(sweep / "2"), "-o", str(out)]) == 0
+    assert "| mlp | 109,386 | 1/1 | 98.00" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "summary.csv")) == 2
+
+
+def test_report_cli_without_runs_fails_clearly(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        cli([str(tmp_path)])
+    assert exit_info.value.code == 2
+
+
+def _assert_sweep_outputs(sweep_dir, jobs, groups):
+    assert len(pd.read_csv(sweep_dir / "summary.csv")) == jobs
+    comparison = pd.read_csv(sweep_dir / "comparison.csv")
+    assert len(comparison) == groups
+    for name in ("curves.png", "comparison.png", "report.md"):
+        assert (sweep_dir / name).is_file(), name
+    return comparison
+
+
+def test_multirun_writes_the_report(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "model=lenet5,mlp", "seed=0,1", "trainer.epochs=1", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = _assert_sweep_outputs(sweep_dir, 4, 2).set_index("model")
+    assert comparison.loc["lenet5", "final_test_acc_mean"] > 96 and comparison.loc["mlp", "params"] == 109_386
+    assert (sweep_dir / "0" / "confusion.png").is_file() and (sweep_dir / "0" / "mistakes.png").is_file()
+    report_proc = _report_cli(sweep_dir)
+    assert "| lenet5 | 61,706 | 2/2 |" in report_proc.stdout
+
+
+def test_multirun_with_joblib_launcher(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(
+        "-m",
+        "model=lenet5,mlp",
+        "trainer.epochs=1",
+        "trainer.plots=false",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _assert_sweep_outputs(sweep_dir, 2, 2)
+
+
+def _report_cli(path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "mnistlab-report"), str(path)], capture_output=True, text=True, timeout=120, check=True
+    )
