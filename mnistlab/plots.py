@@ -110,13 +110,14 @@ def comparison_bars(comparison: pd.DataFrame, labels: list[str], params: list, p
     names = [f"{label}\n({int(p):,} params)" if pd.notna(p) else label for label, p in zip(labels, params, strict=True)]
     x = np.arange(len(labels))
     ax.bar(x, means, yerr=stds, capsize=5, color="tab:blue", alpha=0.8)
-    for xi, (m, n) in enumerate(zip(means, comparison["n"], strict=True)):
+    spreads = np.broadcast_to(np.asarray(stds, dtype=float), (len(labels),))
+    for xi, (m, s, n) in enumerate(zip(means, spreads, comparison["n"], strict=True)):
         if pd.notna(m):
-            ax.text(xi, m, f"{m:.2f}%\nn={n}", ha="center", va="bottom", fontsize=8)
+            ax.text(xi, m + s, f"{m:.2f}% (n={n})", ha="center", va="bottom", fontsize=8)
     finite = means.dropna()
     if len(finite):
         low = max(0.0, float(finite.min()) - 2 * float(np.nanmax(np.atleast_1d(stds))) - 0.5)
-        ax.set_ylim(low, min(100.0, float(finite.max()) + 0.5))
+        ax.set_ylim(low, min(100.2, float(finite.max()) + float(np.nanmax(spreads)) + 0.4))
     ax.set_xticks(x, names, fontsize=8, rotation=0 if len(labels) < 5 else 30, ha="center" if len(labels) < 5 else "right")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title("final test accuracy per group (mean ± std over seeds)")

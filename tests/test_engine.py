@@ -133,3 +133,8 @@ def test_one_epoch_of_lenet5_on_real_mnist(mnist, tmp_path):
 def _mkdir(path):
     path.mkdir(parents=True)
     return path
+
+
+def test_regularization_all_on_real_mnist_after_one_epoch(make_cfg, tmp_path):
+    summary = train.run(make_cfg("regularization=all", "trainer.epochs=1", "trainer.plots=false", "trainer.checkpoint=false"), tmp_path)
+    assert summary["status"] == "completed" and summary["final_test_acc"] >= 97.0

@@ -1,0 +1,50 @@
+import pytest
+import torch
+
+from mnistlab.augment import BACKGROUND, AugmentConfig, augment_batch
+
+AFFINE = AugmentConfig(rotation=15, translate=0.1, scale=0.1)
+
+
+def digits(n=8):
+    x = torch.full((n, 1, 28, 28), BACKGROUND)
+    x[:, :, 8:20, 12:16] = 2.8  # a vertical bar
+    return x
+
+
+def test_shape_dtype_device_preserved():
+    x = digits()
+    out = augment_batch(x, AFFINE, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+
+
+def test_disabled_is_identity():
+    x = digits()
+    assert augment_batch(x, AugmentConfig(), torch.Generator()) is x
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds():
+    x = digits()
+    a = augment_batch(x, AFFINE, torch.Generator().manual_seed(1))
+    b = augment_batch(x, AFFINE, torch.Generator().manual_seed(1))
+    c = augment_batch(x, AFFINE, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("cfg", [AFFINE, AugmentConfig(elastic_alpha=3.0)])
+def test_each_sample_gets_its_own_warp(cfg):
+    out = augment_batch(digits(16), cfg, torch.Generator().manual_seed(0))
+    flat = out.flatten(1)
+    assert all(not torch.allclose(flat[0], flat[i]) for i in range(1, 16))
+
+
+def test_background_stays_black_and_ink_is_kept():
+    out = augment_batch(digits(), AFFINE, torch.Generator().manual_seed(0))
+    assert out[:, :, 0, 0].allclose(torch.tensor(BACKGROUND))  # corners stay background after a shift
+    ink_in, ink_out = (digits() - BACKGROUND).sum(), (out - BACKGROUND).sum()
+    assert 0.7 < ink_out / ink_in < 1.3
+
+
+def test_bad_ranges_name_the_key():
+    with pytest.raises(ValueError, match="regularization.augment.scale"):
+        AugmentConfig(scale=1.5).validate()
