@@ -21,7 +21,7 @@ class AugmentConfig:
     translate: float = 0.0  # fraction of the image size, uniform in [-translate, translate] per axis
     scale: float = 0.0  # relative, uniform in [1 - scale, 1 + scale]
     elastic_alpha: float = 0.0  # displacement strength in pixels (0: no elastic distortion)
-    elastic_sigma: float = 4.0  # smoothness of the displacement field in pixels
+    elastic_sigma: float = 7.0  # smoothness: spacing of the field's random control points, in pixels
 
     @property
     def enabled(self) -> bool:
@@ -41,21 +41,15 @@ def _uniform(n: int, bound: float, generator: torch.Generator, device: torch.dev
     return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
 
 
-def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
-    radius = max(1, int(math.ceil(2 * sigma)))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    return k / k.sum()
-
-
 def _elastic_field(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Smooth random displacements (n, h, w, 2) in grid units (Simard et al. 2003)."""
-    field = torch.rand(n, 2, h, w, generator=generator, device=device) * 2 - 1
-    k = _gaussian_kernel(cfg.elastic_sigma, device)
-    pad = len(k) // 2
-    field = F.conv2d(F.pad(field, (pad, pad, 0, 0), mode="reflect").reshape(-1, 1, h, w + 2 * pad), k.view(1, 1, 1, -1))
-    field = F.conv2d(F.pad(field, (0, 0, pad, pad), mode="reflect"), k.view(1, 1, -1, 1)).reshape(n, 2, h, w)
-    field = field / field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
+    """Smooth random displacements (n, h, w, 2) in grid units, after Simard et al. (2003).
+
+    Random control points every ``elastic_sigma`` pixels, upsampled bicubically: as smooth as a
+    Gaussian-filtered noise field, at a fraction of the cost.
+    """
+    cells = (max(2, round(h / cfg.elastic_sigma) + 1), max(2, round(w / cfg.elastic_sigma) + 1))
+    control = torch.rand(n, 2, *cells, generator=generator, device=device) * 2 - 1
+    field = F.interpolate(control, size=(h, w), mode="bicubic", align_corners=True)
     scale = torch.tensor([2.0 / w, 2.0 / h], device=device).view(1, 2, 1, 1)
     return (field * cfg.elastic_alpha * scale).permute(0, 2, 3, 1)
 

@@ -62,20 +62,21 @@ def find_file(folder: Path, stem: str) -> Path | None:
 
 
 def read_idx_file(path: Path, sha256: str | None = None) -> torch.Tensor:
-    """Read a gzip or raw IDX file, verify the decompressed bytes' SHA-256, and parse it."""
+    """Read a gzip or raw IDX file, parse it, and verify the decompressed bytes' SHA-256."""
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
         raise DataError(f"{path}: cannot be read or decompressed ({err}); the file is truncated or corrupt, replace it") from err
+    tensor = parse_idx(raw, str(path))  # structural errors first: they say more than a checksum
     if sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()
         if digest != sha256:
             raise DataError(
                 f"{path}: SHA-256 {digest} does not match the expected {sha256}; the file is corrupt, replace it with the original"
             )
-    return parse_idx(raw, str(path))
+    return tensor
 
 
 def _download(root: Path) -> None:

@@ -140,6 +140,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} cannot be loaded ({type(err).__name__}: {err}); it is corrupt or not a mnistlab checkpoint") from err
 
 
+def check_identity(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """Load a checkpoint and make sure it was written by a run of the same model."""
+    state = load_checkpoint(path)
+    if state.get("identity") != identity:
+        raise CheckpointError(
+            f"{path} belongs to another run ({state.get('identity')}), not to this config ({identity}); resume with the same model settings or use a new run dir"
+        )
+    return state
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -198,11 +208,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from the last finished epoch of ``run_dir``."""
-        state = load_checkpoint(self.checkpoint_path)
-        if state.get("identity") != self.identity:
-            raise CheckpointError(
-                f"{self.checkpoint_path} belongs to another run ({state.get('identity')}), not to this config ({self.identity}); resume with the same model settings or use a new run dir"
-            )
+        state = check_identity(self.checkpoint_path, self.identity)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -227,6 +233,21 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
+        s = self.settings
+        x = augment_batch(x, s.augment, self.generator)
+        if s.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=s.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach(), (logits.argmax(1) == y).sum()
+
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the shuffled training split; returns mean loss and accuracy (%)."""
         s = self.settings
@@ -242,18 +263,9 @@ class Trainer:
             file=sys.stderr,
         )
         for step, (x, y) in enumerate(shuffled_batches(self.data.train, s.batch_size, self.generator)):
-            x = augment_batch(x, s.augment, self.generator)
-            if s.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                logits = self.model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=s.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
+            loss, hits = self.train_step(x, y)
+            loss_sum += loss * len(y)
+            correct += hits
             if step % 50 == 0 or step == bar.total - 1:
                 running = loss_sum.item()
                 if not math.isfinite(running):

@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistlab import plots
 from mnistlab.config import ConfigError, pick_device, train_settings, validate
-from mnistlab.data import PROJECT_ROOT, DataError, load_mnist, prepare, steps_per_epoch
-from mnistlab.engine import CheckpointError, FitResult, Trainer, evaluate
+from mnistlab.data import MEAN, PROJECT_ROOT, STD, DataError, DeviceData, load_mnist, prepare, steps_per_epoch
+from mnistlab.engine import CHECKPOINT_FILE, CheckpointError, FitResult, Trainer, check_identity, evaluate
 from mnistlab.models import count_parameters, parameter_table
 
 log = logging.getLogger("mnistlab")
@@ -58,6 +58,17 @@ def _hydra_info() -> tuple[list[str], str | None, bool]:
         return [], None, False
     hc = HydraConfig.get()
     return list(hc.overrides.task), hc.runtime.choices.get("model"), hc.mode == RunMode.MULTIRUN
+
+
+def _threads_per_parallel_job() -> int | None:
+    """With a launcher that runs jobs side by side on this machine (joblib), share the cores between them."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    if not n_jobs or n_jobs == 1:
+        return None
+    cores = os.cpu_count() or 1
+    return max(1, cores // n_jobs) if n_jobs > 0 else 1
 
 
 def _versions() -> dict[str, str]:
@@ -104,7 +115,13 @@ def _metrics_summary(result: FitResult, final_test: tuple[float, float]) -> dict
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns the summary (also written as summary.json)."""
     started = time.perf_counter()
-    overrides, model_choice, _ = _hydra_info()
+    overrides, model_choice, multirun = _hydra_info()
+    identity = {"model": OmegaConf.to_container(cfg.model, resolve=True)}
+    previous = read_summary(run_dir)
+    if cfg.trainer.resume and previous.get("status") == "completed":
+        check_identity(run_dir / CHECKPOINT_FILE, identity)
+        log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
+        return previous
     summary: dict[str, Any] = {
         "status": "running",
         "model": model_choice,
@@ -117,8 +134,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         validate(cfg)
         settings = train_settings(cfg)
         device = pick_device(str(cfg.trainer.device))
-        if cfg.trainer.threads:
-            torch.set_num_threads(int(cfg.trainer.threads))
+        threads = cfg.trainer.threads or _threads_per_parallel_job()
+        if threads:
+            torch.set_num_threads(int(threads))
         torch.manual_seed(int(cfg.seed))
         data = prepare(load_mnist(cfg.data.root, download=bool(cfg.data.download)), device, int(cfg.data.val_size), int(cfg.seed))
         model = instantiate(cfg.model).to(device)
@@ -132,10 +150,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         optimizer = instantiate(cfg.optimizer)(params=model.parameters())
         per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
         scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=settings.epochs * per_epoch, steps_per_epoch=per_epoch)
-        identity = {"model": OmegaConf.to_container(cfg.model, resolve=True), "params": summary["params"]}
         trainer = Trainer(model, optimizer, scheduler, data, settings, run_dir, seed=int(cfg.seed), identity=identity)
-        if cfg.trainer.resume:
-            trainer.resume()
+        if cfg.trainer.resume and (trainer.checkpoint_path.exists() or not multirun):
+            trainer.resume()  # a relaunched sweep starts the jobs that never wrote a checkpoint afresh
         else:
             (run_dir / "metrics.csv").unlink(missing_ok=True)
         write_json(run_dir / SUMMARY_FILE, summary)
@@ -144,7 +161,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "wall_seconds": time.perf_counter() - started}
         write_json(run_dir / SUMMARY_FILE, summary)
         raise
-    final_loss, final_acc, preds = evaluate(trainer.model, data.test, settings.eval_batch_size, settings.channels_last)
+    completed = result.status == "completed"
+    if completed:  # the kept weights (the best val epoch with keep_best), evaluated once more with predictions
+        final_loss, final_acc, preds = evaluate(trainer.model, data.test, settings.eval_batch_size, settings.channels_last)
+    elif result.history:
+        final_loss, final_acc, preds = result.history[-1]["test_loss"], result.history[-1]["test_acc"], None
+    else:
+        final_loss, final_acc, preds = math.nan, math.nan, None
     summary |= {
         "status": result.status,
         **_metrics_summary(result, (final_loss, final_acc)),
@@ -152,18 +175,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "time_to_target": result.time_to_target,
         "selected_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
+        "wall_seconds": time.perf_counter() - started,
     }
-    summary["wall_seconds"] = time.perf_counter() - started
     write_json(run_dir / SUMMARY_FILE, summary)
-    if cfg.trainer.plots and result.history:
-        import pandas as pd
-
-        title = f"{summary['model']} ({summary['params']:,} params): test accuracy {final_acc:.2f}%"
-        plots.run_curves(pd.DataFrame(result.history), run_dir / "curves.png", title)
-        labels = data.test.labels.cpu().numpy()
-        plots.confusion_matrix(labels, preds.numpy(), run_dir / "confusion.png")
-        images = (data.test.images.cpu()[:, 0] * 0.3081 + 0.1307).numpy()
-        plots.mistakes(images, labels, preds.numpy(), run_dir / "mistakes.png")
+    if cfg.trainer.plots and completed:
+        _plot_run(summary, result, data, preds, run_dir)
     log.info(
         "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
         summary["model"],
@@ -176,14 +192,22 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def _plot_run(summary: dict[str, Any], result: FitResult, data: DeviceData, preds: torch.Tensor, run_dir: Path) -> None:
+    import pandas as pd
+
+    title = f"{summary['model']} ({summary['params']:,} params): test accuracy {summary['final_test_acc']:.2f}%"
+    plots.run_curves(pd.DataFrame(result.history), run_dir / "curves.png", title)
+    labels = data.test.labels.cpu().numpy()
+    plots.confusion_matrix(labels, preds.numpy(), run_dir / "confusion.png")
+    images = (data.test.images.cpu()[:, 0] * STD + MEAN).numpy()
+    plots.mistakes(images, labels, preds.numpy(), run_dir / "mistakes.png")
+
+
 @hydra.main(config_path=str(PROJECT_ROOT / "conf"), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """Hydra task: returns the sweep objective; a failing single run exits non-zero."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     _, _, multirun = _hydra_info()
-    if cfg.trainer.resume and read_summary(run_dir).get("status") == "completed":
-        log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
-        return objective(read_summary(run_dir))
     try:
         summary = run(cfg, run_dir)
     except BAD_INPUT as err:

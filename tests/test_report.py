@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_cli
 
+from conftest import run_cli
 from mnistlab.report import cli, write_report
 
 

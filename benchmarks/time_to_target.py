@@ -1,0 +1,49 @@
+"""Time to 99% test accuracy with the ``experiment=speedrun`` recipe, seeds 0-4.
+
+Each run stops as soon as test accuracy reaches ``trainer.target_acc`` (evaluated after every epoch);
+the time is the training loop's wall time including those evaluations. Loading the data and starting
+the interpreter are excluded.
+
+    python benchmarks/time_to_target.py [--seeds 0 1 2 3 4] [overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from mnistlab.data import PROJECT_ROOT
+from mnistlab.train import run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. trainer.threads=2")
+    args = parser.parse_args()
+    rows = []
+    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"), tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            overrides = ["experiment=speedrun", f"seed={seed}", "trainer.plots=false", "trainer.checkpoint=false", *args.overrides]
+            cfg = compose(config_name="config", overrides=overrides)
+            run_dir = Path(tmp) / str(seed)
+            run_dir.mkdir()
+            summary = run(cfg, run_dir)
+            rows.append((seed, summary["time_to_target"], summary["final_test_acc"], summary["epochs_run"]))
+    target = cfg.trainer.target_acc
+    print(f"\ntarget {target}% test accuracy, recipe experiment=speedrun {' '.join(args.overrides)}")
+    print(f"{'seed':>4} {'seconds':>8} {'test acc':>9} {'epochs':>6}")
+    for seed, seconds, acc, epochs in rows:
+        print(f"{seed:>4} {seconds if seconds is not None else float('nan'):>8.2f} {acc:>8.2f}% {epochs:>6}")
+    times = [r[1] for r in rows if r[1] is not None]
+    print(
+        f"reached by {len(times)}/{len(rows)} seeds; median {statistics.median(times) if times else float('nan'):.2f} s, max {max(times) if times else float('nan'):.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
