@@ -15,8 +15,7 @@ SPLITS = (("train", "-"), ("test", "--"), ("val", ":"))
 
 
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
