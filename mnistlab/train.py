@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import platform
+import random
 import secrets
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import torch
 import torchvision
 from hydra.core.hydra_config import HydraConfig
@@ -71,6 +73,19 @@ def _threads_per_parallel_job() -> int | None:
     return max(1, cores // n_jobs) if n_jobs > 0 else 1
 
 
+def _apply_accelerator_options(cfg: DictConfig, model: torch.nn.Module, device: torch.device) -> None:
+    """torch.compile and bf16 autocast pay off on CUDA only; elsewhere they are noted and ignored."""
+    if cfg.trainer.compile:
+        if device.type == "cuda":
+            model.compile()  # in place: state_dict keys (and so checkpoints) stay the same
+        else:
+            log.info("trainer.compile applies on CUDA only; ignored on %s", device)
+    if cfg.trainer.amp and device.type != "cuda":
+        log.info("trainer.amp (bf16 autocast) applies on CUDA only; ignored on %s", device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def _versions() -> dict[str, str]:
     import hydra as hydra_pkg
 
@@ -112,6 +127,37 @@ def _metrics_summary(result: FitResult, final_test: tuple[float, float]) -> dict
     return out
 
 
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], identity: dict[str, Any]) -> Trainer:
+    """Validate the config, load the data, instantiate model, optimizer and scheduler; fills ``summary``."""
+    validate(cfg)
+    settings = train_settings(cfg)
+    device = pick_device(str(cfg.trainer.device))
+    threads = cfg.trainer.threads or _threads_per_parallel_job()
+    if threads:
+        torch.set_num_threads(int(threads))
+    seed_everything(int(cfg.seed))
+    data = prepare(load_mnist(cfg.data.root, download=bool(cfg.data.download)), device, int(cfg.data.val_size), int(cfg.seed))
+    model = instantiate(cfg.model).to(device)
+    summary |= {
+        "model": summary["model"] or type(model).__name__,
+        "params": count_parameters(model),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    log.info("\n%s", parameter_table(model))
+    _apply_accelerator_options(cfg, model, device)
+    optimizer = instantiate(cfg.optimizer)(params=model.parameters())
+    per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
+    scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=settings.epochs * per_epoch, steps_per_epoch=per_epoch)
+    return Trainer(model, optimizer, scheduler, data, settings, run_dir, seed=int(cfg.seed), identity=identity)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train one configuration into ``run_dir``; returns the summary (also written as summary.json)."""
     started = time.perf_counter()
@@ -119,7 +165,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     identity = {"model": OmegaConf.to_container(cfg.model, resolve=True)}
     previous = read_summary(run_dir)
     if cfg.trainer.resume and previous.get("status") == "completed":
-        check_identity(run_dir / CHECKPOINT_FILE, identity)
+        if (run_dir / CHECKPOINT_FILE).exists():
+            check_identity(run_dir / CHECKPOINT_FILE, identity)
         log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
         return previous
     summary: dict[str, Any] = {
@@ -131,36 +178,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     write_json(run_dir / SUMMARY_FILE, summary)
     try:
-        validate(cfg)
-        settings = train_settings(cfg)
-        device = pick_device(str(cfg.trainer.device))
-        threads = cfg.trainer.threads or _threads_per_parallel_job()
-        if threads:
-            torch.set_num_threads(int(threads))
-        torch.manual_seed(int(cfg.seed))
-        data = prepare(load_mnist(cfg.data.root, download=bool(cfg.data.download)), device, int(cfg.data.val_size), int(cfg.seed))
-        model = instantiate(cfg.model).to(device)
-        summary |= {
-            "model": model_choice or type(model).__name__,
-            "params": count_parameters(model),
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-        }
-        log.info("\n%s", parameter_table(model))
-        optimizer = instantiate(cfg.optimizer)(params=model.parameters())
-        per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
-        scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=settings.epochs * per_epoch, steps_per_epoch=per_epoch)
-        trainer = Trainer(model, optimizer, scheduler, data, settings, run_dir, seed=int(cfg.seed), identity=identity)
+        trainer = build_trainer(cfg, run_dir, summary, identity)
         if cfg.trainer.resume and (trainer.checkpoint_path.exists() or not multirun):
             trainer.resume()  # a relaunched sweep starts the jobs that never wrote a checkpoint afresh
         else:
-            (run_dir / "metrics.csv").unlink(missing_ok=True)
+            trainer.metrics_path.unlink(missing_ok=True)
         write_json(run_dir / SUMMARY_FILE, summary)
         result = trainer.fit()
     except Exception as err:
         summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "wall_seconds": time.perf_counter() - started}
         write_json(run_dir / SUMMARY_FILE, summary)
         raise
+    data, settings = trainer.data, trainer.settings
     completed = result.status == "completed"
     if completed:  # the kept weights (the best val epoch with keep_best), evaluated once more with predictions
         final_loss, final_acc, preds = evaluate(trainer.model, data.test, settings.eval_batch_size, settings.channels_last)

@@ -52,3 +52,20 @@ def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path):
     again = run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.run.dir", cwd=tmp_path)
     assert proc.returncode == 0 and "outputs/runs/" in proc.stdout
     assert proc.stdout != again.stdout
+
+
+def test_accelerator_options_are_accepted_on_cpu(tmp_path):
+    proc = run_cli(
+        "model=lenet5",
+        "trainer.epochs=1",
+        "trainer.plots=false",
+        "trainer.device=cpu",
+        "trainer.amp=true",
+        "trainer.compile=true",
+        "trainer.channels_last=true",
+        f"hydra.run.dir={tmp_path}/run",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    assert "trainer.compile applies on CUDA only; ignored on cpu" in text and "trainer.amp (bf16 autocast) applies on CUDA only" in text
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc"] > 97

@@ -138,3 +138,14 @@ def _mkdir(path):
 def test_regularization_all_on_real_mnist_after_one_epoch(make_cfg, tmp_path):
     summary = train.run(make_cfg("regularization=all", "trainer.epochs=1", "trainer.plots=false", "trainer.checkpoint=false"), tmp_path)
     assert summary["status"] == "completed" and summary["final_test_acc"] >= 97.0
+
+
+def test_early_stopping_stops_after_patience_without_improvement(tiny_data, tmp_path):
+    tiny_data.val = tiny_data.test
+    result = make_trainer(tiny_data, tmp_path, lr=0.0, epochs=10, early_stopping_patience=2).fit()
+    assert result.stopped_early and len(result.history) == 3  # epoch 1 sets the best; 2 and 3 do not improve
+
+
+def test_target_accuracy_stops_the_run_and_records_the_time(tiny_data, tmp_path):
+    result = make_trainer(tiny_data, tmp_path, epochs=5, target_acc=0.0).fit()
+    assert len(result.history) == 1 and result.time_to_target == pytest.approx(result.seconds)

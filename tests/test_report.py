@@ -134,7 +134,15 @@ def _report_cli(path):
 def test_optuna_search_goes_through_the_report(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli("-m", "hparams_search=lenet5_optuna", "model=mlp", "hydra.sweeper.n_trials=2", "trainer.epochs=1", "trainer.plots=false", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_cli(
+        "-m",
+        "hparams_search=lenet5_optuna",
+        "model=mlp",
+        "hydra.sweeper.n_trials=2",
+        "trainer.epochs=1",
+        "trainer.plots=false",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Best parameters" in proc.stdout + proc.stderr
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
