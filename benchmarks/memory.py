@@ -1,10 +1,11 @@
-"""Peak resident memory of a default ``mnistlab`` run (LeNet-5, 15 epochs) in a subprocess.
+"""Peak resident memory (and time) of a default ``mnistlab`` run (LeNet-5, 15 epochs) in a subprocess.
 
 python benchmarks/memory.py [overrides ...]
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -17,8 +18,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         command = [str(Path(sys.executable).parent / "mnistlab"), *overrides, f"hydra.run.dir={tmp}/run"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"mnistlab {' '.join(overrides)}: peak resident memory {peak_kib / 1024**2:.2f} GiB ({peak_kib / 1024:.0f} MiB)")
+    print(f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.1f} s, whole job {summary['wall_seconds']:.1f} s, {summary['threads']} threads")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,7 @@ def main() -> None:
     tmp = reference_root()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} x {args.batches} batches")
     print(f"{'augment':<8} {'batch':>5} {'mnistlab img/s':>15} {'reference img/s':>16} {'(workers)':>9} {'ratio':>6}")
+    results = {}
     for augment in (False, True):
         for batch_size in args.batch_sizes:
             ours, ref = [], {0: [], 2: []}
@@ -112,9 +113,11 @@ def main() -> None:
                     ref[workers].append(time_reference(Path(tmp.name), batch_size, augment, workers, args.batches, args.warmup))
             best_workers = max(ref, key=lambda w: statistics.median(ref[w]))
             mine, theirs = statistics.median(ours), statistics.median(ref[best_workers])
-            print(
-                f"{'yes' if augment else 'no':<8} {batch_size:>5} {mine:>15,.0f} {theirs:>16,.0f} {best_workers:>9} {mine / theirs:>5.2f}x"
-            )
+            results[augment, batch_size] = (mine, theirs)
+            print(f"{'yes' if augment else 'no':<8} {batch_size:>5} {mine:>15,.0f} {theirs:>16,.0f} {best_workers:>9} {mine / theirs:>5.2f}x")
+    for batch_size in args.batch_sizes:
+        (plain, ref_plain), (aug, ref_aug) = results[False, batch_size], results[True, batch_size]
+        print(f"augmentation adds {plain / aug - 1:+.0%} to a mnistlab step and {ref_plain / ref_aug - 1:+.0%} to a reference step (batch {batch_size})")
     tmp.cleanup()
 
 

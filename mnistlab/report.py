@@ -175,6 +175,8 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None)
     comparison = compare(table, swept)
     table.to_csv(out / "summary.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
+    if not histories.empty:
+        histories.to_csv(out / "epochs.csv", index=False)
     labels = [_group_label(tuple(row[k] for k in swept), swept) for _, row in comparison.iterrows()]
     params = comparison["params"].tolist()
     plots.comparison_bars(comparison, labels, params, out / "comparison.png")
@@ -201,7 +203,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None)
     lines += ["## Figures", "", "![final test accuracy per group](comparison.png)", ""]
     if not histories.empty:
         lines += ["![loss and accuracy per epoch](curves.png)", ""]
-    lines += ["Files: `summary.csv` (one row per job), `comparison.csv` (one row per group).", ""]
+    lines += ["Files: `summary.csv` (one row per job), `comparison.csv` (one row per group), `epochs.csv` (one row per job and epoch).", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     if len(failures):

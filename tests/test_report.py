@@ -1,6 +1,7 @@
 """The sweep report on synthetic run directories (a failed and an unfinished job included) and on real multiruns."""
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -71,6 +72,8 @@ def test_report_groups_over_seeds_and_lists_failures(sweep):
     assert "job 4 (model=mlp, seed=2): unfinished" in text
     for name in ("curves.png", "comparison.png"):
         assert (sweep / name).stat().st_size > 1000
+    epochs = pd.read_csv(sweep / "epochs.csv")
+    assert len(epochs) == 4 * 3 and epochs["job"].nunique() == 4  # the unfinished job has no epochs
 
 
 def test_report_cli_on_explicit_run_dirs(sweep, tmp_path, capsys):
@@ -119,6 +122,8 @@ def test_multirun_with_joblib_launcher(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _assert_sweep_outputs(sweep_dir, 2, 2)
+    threads = {json.loads((sweep_dir / job / "summary.json").read_text())["threads"] for job in ("0", "1")}
+    assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # two jobs share the cores instead of fighting over them
 
 
 def _report_cli(path):
