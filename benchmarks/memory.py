@@ -21,7 +21,9 @@ def main() -> None:
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"mnistlab {' '.join(overrides)}: peak resident memory {peak_kib / 1024**2:.2f} GiB ({peak_kib / 1024:.0f} MiB)")
-    print(f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.1f} s, whole job {summary['wall_seconds']:.1f} s, {summary['threads']} threads")
+    print(
+        f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.1f} s, whole job {summary['wall_seconds']:.1f} s, {summary['threads']} threads"
+    )
 
 
 if __name__ == "__main__":

@@ -114,10 +114,14 @@ def main() -> None:
             best_workers = max(ref, key=lambda w: statistics.median(ref[w]))
             mine, theirs = statistics.median(ours), statistics.median(ref[best_workers])
             results[augment, batch_size] = (mine, theirs)
-            print(f"{'yes' if augment else 'no':<8} {batch_size:>5} {mine:>15,.0f} {theirs:>16,.0f} {best_workers:>9} {mine / theirs:>5.2f}x")
+            print(
+                f"{'yes' if augment else 'no':<8} {batch_size:>5} {mine:>15,.0f} {theirs:>16,.0f} {best_workers:>9} {mine / theirs:>5.2f}x"
+            )
     for batch_size in args.batch_sizes:
         (plain, ref_plain), (aug, ref_aug) = results[False, batch_size], results[True, batch_size]
-        print(f"augmentation adds {plain / aug - 1:+.0%} to a mnistlab step and {ref_plain / ref_aug - 1:+.0%} to a reference step (batch {batch_size})")
+        print(
+            f"augmentation adds {plain / aug - 1:+.0%} to a mnistlab step and {ref_plain / ref_aug - 1:+.0%} to a reference step (batch {batch_size})"
+        )
     tmp.cleanup()
 
 
