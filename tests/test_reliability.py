@@ -103,10 +103,13 @@ def _start(run_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while len(read_metrics(run_dir / "metrics.csv")) < rows:
-        assert proc.poll() is None and time.monotonic() < deadline, "run ended before writing the expected rows"
+        assert proc.poll() is None, "run ended before writing the expected rows"
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no {rows} metrics rows after {timeout} s")
         time.sleep(0.05)
 
 
