@@ -171,7 +171,7 @@ class Trainer:
         self.data, self.settings, self.run_dir = data, settings, Path(run_dir)
         self.device = data.train.labels.device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.identity = identity or {}  # what a checkpoint must match to be resumed (model name, params)
+        self.identity = identity or {}  # what a checkpoint must match to be resumed (the model config)
         self.start_epoch, self.elapsed, self.history = 1, 0.0, []
         self.best_val, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
         if settings.channels_last:

@@ -11,7 +11,7 @@ from conftest import run_cli
 from mnistlab.report import cli, write_report
 
 
-def fake_run(sweep, job, overrides, status="completed", acc=99.0, epochs=3, params=61_706):
+def fake_run(sweep, job, overrides, status="completed", acc=99.0, epochs=3, params=61_706, model=None):
     run = sweep / str(job)
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
@@ -30,7 +30,7 @@ def fake_run(sweep, job, overrides, status="completed", acc=99.0, epochs=3, para
         for e in range(1, epochs + 1)
     ]
     pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
-    summary = {"status": status, "model": overrides[0].split("=")[1], "params": params}
+    summary = {"status": status, "model": model or overrides[0].split("=")[1], "params": params}
     if status == "completed":
         summary |= {
             "final_test_acc": acc,
@@ -154,3 +154,13 @@ def test_optuna_search_goes_through_the_report(tmp_path):
     table = pd.read_csv(sweep_dir / "summary.csv")
     assert len(table) == 2 and table["final_val_acc"].notna().all()
     assert best["best_value"] == pytest.approx(table["final_val_acc"].max())  # selected on validation, not test
+
+
+def test_seed_only_sweep_is_one_group(tmp_path):
+    for job in range(3):
+        fake_run(tmp_path, job, [f"seed={job}"], acc=99.0 + job / 10, model="lenet5")
+    report = write_report([tmp_path])
+    comparison = pd.read_csv(tmp_path / "comparison.csv")
+    assert len(comparison) == 1 and comparison.loc[0, "n"] == 3
+    assert comparison.loc[0, "final_test_acc_mean"] == pytest.approx(99.1)
+    assert "3 jobs, 3 completed" in report.read_text()
