@@ -52,6 +52,8 @@ def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path):
     again = run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.run.dir", cwd=tmp_path)
     assert proc.returncode == 0 and "outputs/runs/" in proc.stdout
     assert proc.stdout != again.stdout
+    sweeps = [run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir", cwd=tmp_path).stdout for _ in range(2)]
+    assert "outputs/sweeps/" in sweeps[0] and sweeps[0] != sweeps[1]
 
 
 def test_accelerator_options_are_accepted_on_cpu(tmp_path):
