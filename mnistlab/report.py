@@ -77,7 +77,7 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
         row["epochs_run"] = summary.get("epochs_run", len(history))
         for metric in METRICS:
             row[metric] = summary.get(metric)
-        if status not in ("completed",):  # a diverged or unfinished run has no result to compare
+        if status != "completed":  # a failed, diverged or unfinished run has no result to compare
             for metric in METRICS:
                 row[metric] = None
         if row["final_train_acc"] is not None and row["final_test_acc"] is not None:

@@ -48,10 +48,10 @@ def mnist():
 
 
 def run_cli(
-    *args: str, module: bool = False, cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+    *args: str, module: bool = False, script: str = "mnistlab", cwd: Path | None = None, timeout: float = 600, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``mnistlab`` (or ``python -m mnistlab``) in a subprocess and capture its output."""
+    """Run a console script (``mnistlab``, ``mnistlab-report``) or ``python -m mnistlab`` in a subprocess, capturing its output."""
     exe = Path(sys.executable).parent
-    command = [sys.executable, "-m", "mnistlab", *args] if module else [str(exe / "mnistlab"), *args]
+    command = [sys.executable, "-m", "mnistlab", *args] if module else [str(exe / script), *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(command, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -105,7 +105,8 @@ def test_multirun_writes_the_report(tmp_path):
     comparison = _assert_sweep_outputs(sweep_dir, 4, 2).set_index("model")
     assert comparison.loc["lenet5", "final_test_acc_mean"] > 96 and comparison.loc["mlp", "params"] == 109_386
     assert (sweep_dir / "0" / "confusion.png").is_file() and (sweep_dir / "0" / "mistakes.png").is_file()
-    report_proc = _report_cli(sweep_dir)
+    report_proc = run_cli(str(sweep_dir), script="mnistlab-report")
+    assert report_proc.returncode == 0, report_proc.stderr[-3000:]
     assert "| lenet5 | 61,706 | 2/2 |" in report_proc.stdout
 
 
@@ -124,16 +125,6 @@ def test_multirun_with_joblib_launcher(tmp_path):
     _assert_sweep_outputs(sweep_dir, 2, 2)
     threads = {json.loads((sweep_dir / job / "summary.json").read_text())["threads"] for job in ("0", "1")}
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # two jobs share the cores instead of fighting over them
-
-
-def _report_cli(path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "mnistlab-report"), str(path)], capture_output=True, text=True, timeout=120, check=True
-    )
 
 
 def test_optuna_search_goes_through_the_report(tmp_path):
