@@ -71,6 +71,11 @@ def validate(cfg: DictConfig) -> None:
     _number(cfg, "trainer.threads", low=1, integer=True, optional=True)
     _number(cfg, "trainer.target_acc", low=0, high=100, optional=True)
     _number(cfg, "data.val_size", low=0, high=TRAIN_SIZE, high_open=True, integer=True)
+    for key in ("trainer.amp", "trainer.channels_last", "trainer.compile"):
+        if not isinstance(_get(cfg, key), bool):
+            raise ConfigError(f"{key} must be true or false, got {_get(cfg, key)!r}")
+    if _get(cfg, "trainer.cuda_graph") not in (True, False, "auto"):
+        raise ConfigError(f"trainer.cuda_graph must be auto, true or false, got {_get(cfg, 'trainer.cuda_graph')!r}")
     device = str(_get(cfg, "trainer.device"))
     if device.split(":")[0] not in DEVICES:
         raise ConfigError(f"trainer.device must be one of {', '.join(DEVICES)} (optionally cuda:N), got {device!r}")
@@ -98,6 +103,7 @@ def train_settings(cfg: DictConfig) -> TrainSettings:
         progress=bool(t.progress),
         amp=bool(t.amp),
         channels_last=bool(t.channels_last),
+        cuda_graph=None if t.cuda_graph == "auto" else bool(t.cuda_graph),
     )
 
 

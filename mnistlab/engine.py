@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import logging
 import math
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from mnistlab.augment import AugmentConfig, augment_batch
 from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, steps_per_epoch
+from mnistlab.graphs import GraphedStep, portable_state
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,9 @@ class TrainSettings:
     keep_best: bool = False  # restore the weights of the best val epoch at the end
     checkpoint: bool = True
     progress: bool = True
-    amp: bool = False  # bf16 autocast (CUDA only)
+    amp: bool = False  # bf16 autocast (CUDA, or a CPU with native bf16)
     channels_last: bool = False
+    cuda_graph: bool | None = False  # capture the training step in a CUDA graph (CUDA only); None: decide per device
 
 
 @dataclass
@@ -53,6 +56,7 @@ class FitResult:
     status: str  # completed | diverged | interrupted
     history: list[dict[str, float]]
     seconds: float  # training wall time, resumed parts included
+    warmup_seconds: float = 0.0  # one-off GPU start-up before the clock (see Trainer.warm_up)
     best_epoch: int | None = None  # epoch whose weights were kept (keep_best), else None
     time_to_target: float | None = None
     stopped_early: bool = False
@@ -176,6 +180,7 @@ class Trainer:
         self.best_val, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
         if settings.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.graphed = GraphedStep(self._update, optimizer) if settings.cuda_graph and self.device.type == "cuda" else None
 
     @property
     def metrics_path(self) -> Path:
@@ -192,7 +197,7 @@ class Trainer:
             "epoch": epoch,
             "identity": self.identity,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": portable_state(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "generator": self.generator.get_state(),
@@ -229,24 +234,28 @@ class Trainer:
     # -- one epoch
 
     def _autocast(self):
-        if self.settings.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.settings.amp:  # the cache must be off inside a CUDA graph capture; LeNet uses each weight once anyway
+            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
-        s = self.settings
-        x = augment_batch(x, s.augment, self.generator)
-        if s.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+    def _update(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and optimizer update; returns the loss and the number correct (device tensors)."""
         with self._autocast():
             logits = self.model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=s.label_smoothing)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.settings.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.scheduler.step()
         return loss.detach(), (logits.argmax(1) == y).sum()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augment, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
+        x = augment_batch(x, self.settings.augment, self.generator)
+        if self.settings.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss, hits = (self.graphed or self._update)(x, y)
+        self.scheduler.step()
+        return loss, hits
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the shuffled training split; returns mean loss and accuracy (%)."""
@@ -281,10 +290,11 @@ class Trainer:
     def fit(self) -> FitResult:
         s = self.settings
         status, time_to_target, stopped_early = "completed", None, False
+        warmup = self.warm_up() if self.start_epoch <= s.epochs else 0.0
         try:
             for epoch in range(self.start_epoch, s.epochs + 1):
                 started = time.perf_counter()
-                lr = self.optimizer.param_groups[0]["lr"]
+                lr = float(self.optimizer.param_groups[0]["lr"])
                 try:
                     train_loss, train_acc = self.train_epoch(epoch)
                 except Diverged as err:
@@ -320,7 +330,42 @@ class Trainer:
         if s.keep_best and self.best_state is not None and status == "completed":
             self.model.load_state_dict(self.best_state)
             log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best_val)
-        return FitResult(status, self.history, self.elapsed, self.best_epoch if s.keep_best else None, time_to_target, stopped_early)
+        return FitResult(
+            status, self.history, self.elapsed, warmup, self.best_epoch if s.keep_best else None, time_to_target, stopped_early
+        )
+
+    def warm_up(self, force: bool = False) -> float:
+        """On CUDA (or when forced), run each batch shape once before the clock starts; returns the seconds it took.
+
+        Library handles, kernel loading and cuDNN autotuning are one-off costs of the process, not of
+        training: paid here, they stay out of epoch times. Weights, buffers, gradients and random
+        streams are left exactly as they were.
+        """
+        cuda = self.device.type == "cuda"
+        if not (cuda or force):
+            return 0.0
+        started, s = time.perf_counter(), self.settings
+        saved = copy.deepcopy(self.model.state_dict())
+        train, test = self.data.train, self.data.test
+        generator = torch.Generator(device=self.device).manual_seed(0)  # not the run's: its stream stays untouched
+        devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if cuda else []
+        with torch.random.fork_rng(devices=devices):
+            for size in sorted({min(s.batch_size, len(train)), len(train) % s.batch_size} - {0}):
+                x = augment_batch(train.images[:size], s.augment, generator)
+                if s.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with self._autocast():
+                    logits = self.model(x)
+                F.cross_entropy(logits.float(), train.labels[:size]).backward()
+            self.optimizer.zero_grad(set_to_none=True)
+            for size in sorted({min(s.eval_batch_size, len(test)), len(test) % s.eval_batch_size} - {0}):
+                evaluate(self.model, Split(test.images[:size], test.labels[:size]), s.eval_batch_size, s.channels_last)
+        self.model.load_state_dict(saved)
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - started
+        log.info("warm-up (library handles, kernel loading, cuDNN autotuning): %.2f s, not counted as training time", seconds)
+        return seconds
 
     def _track_best(self, epoch: int, val_acc: float) -> None:
         if val_acc > self.best_val:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab import plots
 from mnistlab.config import ConfigError, pick_device, train_settings, validate
 from mnistlab.data import MEAN, PROJECT_ROOT, STD, DataError, DeviceData, load_mnist, prepare, steps_per_epoch
-from mnistlab.engine import CHECKPOINT_FILE, CheckpointError, FitResult, Trainer, check_identity, evaluate
+from mnistlab.engine import CHECKPOINT_FILE, CheckpointError, FitResult, Trainer, TrainSettings, check_identity, evaluate
 from mnistlab.models import count_parameters, parameter_table
 
 log = logging.getLogger("mnistlab")
@@ -73,15 +74,33 @@ def _threads_per_parallel_job() -> int | None:
     return max(1, cores // n_jobs) if n_jobs > 0 else 1
 
 
-def _apply_accelerator_options(cfg: DictConfig, model: torch.nn.Module, device: torch.device) -> None:
-    """torch.compile and bf16 autocast pay off on CUDA only; elsewhere they are noted and ignored."""
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check and check() and torch.backends.mkldnn.is_available())
+    except RuntimeError:
+        return False
+
+
+def accelerator_settings(settings: TrainSettings, device: torch.device) -> TrainSettings:
+    """Keep the speed options that pay off on ``device``; note and drop the others."""
+    amp = settings.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()))
+    if settings.amp and not amp:
+        log.info("trainer.amp (bf16 autocast) needs CUDA or a CPU with native bf16; ignored on %s", device)
+    cuda_graph = device.type == "cuda" and settings.cuda_graph is not False
+    if settings.cuda_graph and not cuda_graph:
+        log.info("trainer.cuda_graph applies on CUDA only; ignored on %s", device)
+    return dataclasses.replace(settings, amp=amp, cuda_graph=cuda_graph)
+
+
+def _compile(cfg: DictConfig, model: torch.nn.Module, device: torch.device) -> None:
+    """torch.compile pays off on CUDA only (on a CPU it made LeNet-5's step slower); elsewhere noted and ignored."""
     if cfg.trainer.compile:
         if device.type == "cuda":
             model.compile()  # in place: state_dict keys (and so checkpoints) stay the same
         else:
             log.info("trainer.compile applies on CUDA only; ignored on %s", device)
-    if cfg.trainer.amp and device.type != "cuda":
-        log.info("trainer.amp (bf16 autocast) applies on CUDA only; ignored on %s", device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
@@ -136,8 +155,11 @@ def seed_everything(seed: int) -> None:
 def build_trainer(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], identity: dict[str, Any]) -> Trainer:
     """Validate the config, load the data, instantiate model, optimizer and scheduler; fills ``summary``."""
     validate(cfg)
-    settings = train_settings(cfg)
     device = pick_device(str(cfg.trainer.device))
+    settings = train_settings(cfg)
+    if settings.cuda_graph is None and cfg.trainer.compile:
+        settings.cuda_graph = False  # auto: torch.compile and our own capture are not combined unless asked for
+    settings = accelerator_settings(settings, device)
     threads = cfg.trainer.threads or _threads_per_parallel_job()
     if threads:
         torch.set_num_threads(int(threads))
@@ -151,7 +173,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], ident
         "threads": torch.get_num_threads(),
     }
     log.info("\n%s", parameter_table(model))
-    _apply_accelerator_options(cfg, model, device)
+    _compile(cfg, model, device)
     optimizer = instantiate(cfg.optimizer)(params=model.parameters())
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size)
     scheduler = instantiate(cfg.scheduler)(optimizer, total_steps=settings.epochs * per_epoch, steps_per_epoch=per_epoch)
@@ -201,6 +223,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "status": result.status,
         **_metrics_summary(result, (final_loss, final_acc)),
         "seconds": result.seconds,
+        "warmup_seconds": result.warmup_seconds,
         "time_to_target": result.time_to_target,
         "selected_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from conftest import run_cli
+from mnistlab.train import cpu_has_native_bf16
 
 
 def test_single_run_writes_all_run_files(tmp_path):
@@ -65,9 +66,13 @@ def test_accelerator_options_are_accepted_on_cpu(tmp_path):
         "trainer.amp=true",
         "trainer.compile=true",
         "trainer.channels_last=true",
+        "trainer.cuda_graph=true",
         f"hydra.run.dir={tmp_path}/run",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
-    assert "trainer.compile applies on CUDA only; ignored on cpu" in text and "trainer.amp (bf16 autocast) applies on CUDA only" in text
+    assert (
+        "trainer.compile applies on CUDA only; ignored on cpu" in text and "trainer.cuda_graph applies on CUDA only; ignored on cpu" in text
+    )
+    assert ("trainer.amp (bf16 autocast) needs CUDA or a CPU with native bf16; ignored on cpu" in text) is not cpu_has_native_bf16()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc"] > 97

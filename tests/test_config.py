@@ -42,6 +42,8 @@ def test_regularization_flows_into_model_and_optimizer(make_cfg):
         ("regularization.augment.rotation=-5", "regularization.augment.rotation"),
         ("trainer.epochs=abc", "trainer.epochs"),
         ("regularization.keep_best=true", "regularization.keep_best"),
+        ("trainer.cuda_graph=maybe", "trainer.cuda_graph"),
+        ("trainer.amp=yes", "trainer.amp"),
     ],
 )
 def test_bad_values_fail_naming_the_key(make_cfg, override, key):

@@ -1,0 +1,94 @@
+"""The whole training step (forward, backward, optimizer update) captured once in a CUDA graph and replayed.
+
+An MNIST step is a few dozen tiny kernels; on a GPU their launches, not the arithmetic, set the speed.
+A captured graph launches them all at once. Batches are copied into static input buffers, so each
+epoch's permutation (and augmentation, which runs before the copy) stays random. Batches of another
+size (an epoch's last, smaller batch) run eagerly on the same parameters and optimizer state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
+
+
+def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Make the optimizer's update graph-safe: learning rate as a device tensor, device-side step counters.
+
+    The scheduler keeps writing the learning rate (``fill_`` into that tensor), so a replayed graph
+    always uses the current value.
+    """
+    for group in optimizer.param_groups:
+        if "capturable" in group:  # Adam, AdamW, ...
+            group["capturable"] = True
+        elif isinstance(optimizer, torch.optim.SGD):
+            group["fused"], group["foreach"] = True, False  # the fused kernel reads a tensor lr on the device
+        else:
+            raise ValueError(
+                f"trainer.cuda_graph cannot capture {type(optimizer).__name__}; use SGD, Adam or AdamW, or trainer.cuda_graph=false"
+            )
+        group["lr"] = torch.tensor(float(group["lr"]), device=device)
+    for state in optimizer.state.values():
+        if "step" in state:
+            state["step"] = torch.as_tensor(state["step"], dtype=torch.float32).to(device)
+
+
+def portable_state(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state_dict that loads anywhere: plain float lr, graph-only flags off."""
+    for group in state_dict["param_groups"]:
+        group["lr"] = float(group["lr"])
+        for flag in ("capturable", "fused"):
+            if group.get(flag):
+                group[flag] = False
+    return state_dict
+
+
+class GraphedStep:
+    """Call like ``step(x, y)``: eager warm-up on a side stream, then capture, then graph replays.
+
+    ``step`` must run the full update (zero_grad, forward, backward, optimizer.step) and return tensors.
+    """
+
+    def __init__(self, step: Step, optimizer: torch.optim.Optimizer, warmup_steps: int = 3):
+        self.step, self.optimizer, self.warmup_steps = step, optimizer, warmup_steps
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.batch_size: int | None = None  # the size the graph was captured for
+        self.calls = 0
+        self.side_stream: torch.cuda.Stream | None = None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.calls == 0:
+            make_capturable(self.optimizer, x.device)
+            self.side_stream = torch.cuda.Stream(x.device)
+            self.batch_size = len(y)
+        self.calls += 1
+        if len(y) != self.batch_size:
+            return self.step(x, y)
+        if self.graph is None:
+            if self.calls <= self.warmup_steps:
+                return self._on_side_stream(x, y)
+            self._capture(x, y)
+        self.static_x.copy_(x)
+        self.static_y.copy_(y)
+        self.graph.replay()
+        return self.static_out
+
+    def _on_side_stream(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Warm-up steps (library handles, lazy state) off the default stream, as capture requires."""
+        current = torch.cuda.current_stream(x.device)
+        self.side_stream.wait_stream(current)
+        with torch.cuda.stream(self.side_stream):
+            out = self.step(x, y)
+        current.wait_stream(self.side_stream)
+        return out
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.static_x, self.static_y = x.clone(), y.clone()
+        self.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph's pool
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_out = self.step(self.static_x, self.static_y)

@@ -1,0 +1,163 @@
+"""Speed options: what happens on a CPU (accepted, applied or ignored) and, where CUDA exists, the graphed step."""
+
+import math
+
+import pytest
+import torch
+
+from mnistlab import train
+from mnistlab.augment import AugmentConfig
+from mnistlab.engine import Trainer, TrainSettings
+from mnistlab.graphs import make_capturable, portable_state
+from mnistlab.models import LeNet5
+from mnistlab.schedules import onecycle
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def lenet_trainer(data, run_dir, seed=0, optimizer="sgd", batch_norm=False, dropout=0.0, **settings):
+    torch.manual_seed(seed)
+    model = LeNet5(batch_norm=batch_norm, dropout=dropout).to(data.train.images.device)
+    if optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch_size, epochs = settings.setdefault("batch_size", 64), settings.setdefault("epochs", 2)
+    steps = math.ceil(len(data.train) / batch_size)
+    return Trainer(
+        model, optimizer, onecycle(optimizer, epochs * steps, steps), data, TrainSettings(progress=False, **settings), run_dir, seed=seed
+    )
+
+
+def test_cuda_only_options_are_dropped_off_cuda():
+    settings = train.accelerator_settings(TrainSettings(cuda_graph=True, amp=True), torch.device("cpu"))
+    assert settings.cuda_graph is False
+    assert settings.amp is train.cpu_has_native_bf16()
+    assert train.accelerator_settings(TrainSettings(amp=True), torch.device("mps")).amp is False
+
+
+@pytest.mark.skipif(not train.cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_autocast_on_cpu_trains_in_mixed_precision(tiny_data, tmp_path):
+    trainer = lenet_trainer(tiny_data, tmp_path, amp=True, channels_last=True)
+    x = tiny_data.train.images[:64]
+    with trainer._autocast():
+        assert trainer.model(x.contiguous(memory_format=torch.channels_last)).dtype == torch.bfloat16
+    result = trainer.fit()
+    assert result.status == "completed" and all(math.isfinite(r["train_loss"]) for r in result.history)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # master weights stay fp32
+
+
+def test_capturable_sgd_reads_its_lr_from_a_tensor_the_scheduler_updates():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = onecycle(optimizer, total_steps=10, steps_per_epoch=5)
+    make_capturable(optimizer, torch.device("cpu"))
+    group = optimizer.param_groups[0]
+    assert group["fused"] and isinstance(group["lr"], torch.Tensor)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    scheduler.step()
+    assert group["lr"].item() == pytest.approx(scheduler.get_last_lr()[0])
+
+
+def test_optimizers_that_cannot_be_captured_are_named():
+    optimizer = torch.optim.LBFGS(torch.nn.Linear(3, 2).parameters())
+    with pytest.raises(ValueError, match="trainer.cuda_graph cannot capture LBFGS"):
+        make_capturable(optimizer, torch.device("cpu"))
+
+
+def test_checkpointed_optimizer_state_is_portable():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    make_capturable(optimizer, torch.device("cpu"))
+    state = portable_state(optimizer.state_dict())
+    assert isinstance(state["param_groups"][0]["lr"], float) and state["param_groups"][0]["capturable"] is False
+    fresh = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=0.5)
+    fresh.load_state_dict(state)
+    assert fresh.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+# ---------------------------------------------------------------- CUDA only
+
+
+@cuda
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_graphed_steps_compute_what_eager_steps_compute(tiny_data, tmp_path, optimizer):
+    """Same optimizer kernels, deterministic algorithms: replays (and the eager last batch) follow the eager run, lr schedule included."""
+    data, weights = _on_cuda(tiny_data), []
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        for graph in (False, True):
+            trainer = lenet_trainer(data, tmp_path, optimizer=optimizer, batch_norm=True, cuda_graph=graph, epochs=3, batch_size=48)
+            if not graph:
+                make_capturable(trainer.optimizer, trainer.device)
+            assert trainer.fit().status == "completed"
+            assert (trainer.graphed is not None and trainer.graphed.graph is not None) == graph
+            weights.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    torch.testing.assert_close(weights[1], weights[0], rtol=1e-4, atol=1e-5)
+
+
+def test_warm_up_leaves_weights_buffers_gradients_and_random_streams_alone(tiny_data, tmp_path):
+    affine = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
+    trainer = lenet_trainer(tiny_data, tmp_path, batch_norm=True, dropout=0.3, augment=affine, batch_size=100, eval_batch_size=50)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    rng, generator = torch.get_rng_state(), trainer.generator.get_state()
+    assert trainer.warm_up() == 0.0  # only on CUDA unless forced
+    assert trainer.warm_up(force=True) > 0
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert torch.equal(rng, torch.get_rng_state()) and torch.equal(generator, trainer.generator.get_state())
+    assert all(p.grad is None for p in trainer.model.parameters())
+
+
+@cuda
+def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data, tmp_path):
+    affine = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
+    trainer = lenet_trainer(
+        _on_cuda(tiny_data), tmp_path, cuda_graph=True, amp=True, channels_last=True, dropout=0.2, augment=affine, epochs=4
+    )
+    result = trainer.fit()
+    assert trainer.graphed.graph is not None
+    assert result.status == "completed" and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+@cuda
+def test_graphed_run_resumes_after_an_interruption(make_cfg, tmp_path, monkeypatch):
+    overrides = ["trainer.epochs=2", "trainer.plots=false", "trainer.cuda_graph=true", "trainer.device=cuda", "seed=1"]
+    full = train.run(make_cfg(*overrides), _mkdir(tmp_path / "full"))
+    original = Trainer.train_epoch
+
+    def interrupt_at_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
+    assert train.run(make_cfg(*overrides), _mkdir(tmp_path / "part"))["status"] == "interrupted"
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed = train.run(make_cfg(*overrides, "trainer.resume=true"), tmp_path / "part")
+    assert resumed["status"] == "completed" and resumed["epochs_run"] == 2
+    assert resumed["final_test_acc"] == pytest.approx(full["final_test_acc"], abs=0.3)
+
+
+def _on_cuda(data):
+    from mnistlab.data import DeviceData, Split
+
+    return DeviceData(
+        train=Split(data.train.images.cuda(), data.train.labels.cuda()), test=Split(data.test.images.cuda(), data.test.labels.cuda())
+    )
+
+
+def _mkdir(path):
+    path.mkdir(parents=True)
+    return path
+
+
+def test_cuda_graph_auto_means_on_cuda_only(make_cfg):
+    from mnistlab.config import train_settings
+
+    settings = train_settings(make_cfg())
+    assert settings.cuda_graph is None  # auto
+    assert train.accelerator_settings(settings, torch.device("cpu")).cuda_graph is False
+    assert train.accelerator_settings(settings, torch.device("cuda")).cuda_graph is True
