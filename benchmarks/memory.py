@@ -16,13 +16,13 @@ from pathlib import Path
 def main() -> None:
     overrides = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        command = [str(Path(sys.executable).parent / "mnistlab"), *overrides, f"hydra.run.dir={tmp}/run"]
+        command = [sys.executable, "-m", "mnistlab", *overrides, f"hydra.run.dir={tmp}/run"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         summary = json.loads((Path(tmp) / "run" / "summary.json").read_text())
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"mnistlab {' '.join(overrides)}: peak resident memory {peak_kib / 1024**2:.2f} GiB ({peak_kib / 1024:.0f} MiB)")
     print(
-        f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.1f} s, whole job {summary['wall_seconds']:.1f} s, {summary['threads']} threads"
+        f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.2f} s, whole job {summary['wall_seconds']:.1f} s, on {summary['device']} ({summary['threads']} threads)"
     )
 
 

@@ -2,10 +2,13 @@
 
 Same model (LeNet-5), optimizer (SGD, Nesterov momentum) and batch size in one process. The reference is
 the usual hand-written pipeline: ``datasets.MNIST`` + ``ToTensor`` + ``Normalize`` (+ ``RandomAffine``
-per sample for the augmented case) + ``DataLoader(shuffle=True)``, best of ``num_workers`` 0 and 2.
-Warm-up batches are excluded; each figure is the median of several repeats.
+per sample for the augmented case) + ``DataLoader(shuffle=True)``, best of ``num_workers`` 0 and 2
+(``pin_memory`` and non-blocking copies on CUDA). mnistlab is timed in its default settings and with
+speed options (``trainer.amp``, ``trainer.channels_last``, ``trainer.cuda_graph``) where they apply.
+Neither loop reads the loss back per step; warm-up batches are excluded; each figure is the median of
+several repeats, interleaved.
 
-    python benchmarks/throughput.py [--batches 150] [--repeats 3]
+    python benchmarks/throughput.py [--device cpu|cuda] [--batches 150] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -22,39 +25,54 @@ import torch.nn.functional as F
 from torchvision import datasets, transforms
 
 from mnistlab.augment import AugmentConfig
+from mnistlab.config import pick_device
 from mnistlab.data import CHECKSUMS, MEAN, STD, load_mnist, prepare, resolve_root, shuffled_batches
 from mnistlab.engine import Trainer, TrainSettings
 from mnistlab.models import LeNet5
 from mnistlab.schedules import constant
+from mnistlab.train import accelerator_settings, cpu_has_native_bf16
 
 AFFINE = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
+VARIANTS = {  # trainer options: fp32 eager steps, bf16 autocast + channels_last, CUDA graph replays
+    "eager": {"cuda_graph": False},
+    "eager+amp+cl": {"cuda_graph": False, "amp": True, "channels_last": True},
+    "graph": {"cuda_graph": True},
+    "graph+amp+cl": {"cuda_graph": True, "amp": True, "channels_last": True},
+}
 
 
 def make_optimizer(model):
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
 
 
-def time_mnistlab(data, batch_size: int, augment: AugmentConfig, batches: int, warmup: int) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_mnistlab(data, batch_size: int, augment: AugmentConfig, options: dict, batches: int, warmup: int) -> float:
     """Images/s of Trainer.train_step on batches sliced from the on-device training tensors."""
+    device = data.train.labels.device
     torch.manual_seed(0)
-    model = LeNet5()
+    model = LeNet5().to(device)
     optimizer = make_optimizer(model)
-    trainer = Trainer(
-        model, optimizer, constant(optimizer, 1, 1), data, TrainSettings(batch_size=batch_size, augment=augment, progress=False), Path(".")
-    )
-    seen, started = 0, None
+    settings = accelerator_settings(TrainSettings(batch_size=batch_size, augment=augment, progress=False, **options), device)
+    trainer = Trainer(model, optimizer, constant(optimizer, 1, 1), data, settings, Path("."))
+    loss_sum, seen, started = torch.zeros((), device=device), 0, None
     while True:
         for i, (x, y) in enumerate(shuffled_batches(data.train, batch_size, trainer.generator)):
             if i == warmup and started is None:
+                sync(device)
                 started, seen = time.perf_counter(), 0
             loss, _ = trainer.train_step(x, y)
-            loss.item()
+            loss_sum += loss
             seen += len(y)
             if started is not None and seen >= batches * batch_size:
+                loss_sum.item()
                 return seen / (time.perf_counter() - started)
 
 
-def time_reference(root: Path, batch_size: int, augment: bool, workers: int, batches: int, warmup: int) -> float:
+def time_reference(root: Path, device: torch.device, batch_size: int, augment: bool, workers: int, batches: int, warmup: int) -> float:
     """Images/s of the same step fed by torchvision's MNIST dataset and a DataLoader."""
     steps = [transforms.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1))] if augment else []
     dataset = datasets.MNIST(
@@ -63,22 +81,32 @@ def time_reference(root: Path, batch_size: int, augment: bool, workers: int, bat
         download=False,
         transform=transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]),
     )
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+    )
     torch.manual_seed(0)
-    model = LeNet5()
+    model = LeNet5().to(device)
     optimizer = make_optimizer(model)
-    seen, started = 0, None
+    loss_sum, seen, started = torch.zeros((), device=device), 0, None
     while True:
         for i, (x, y) in enumerate(loader):
             if i == warmup and started is None:
+                sync(device)
                 started, seen = time.perf_counter(), 0
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss.item()
+            loss_sum += loss.detach()
             seen += len(y)
             if started is not None and seen >= batches * batch_size:
+                loss_sum.item()
                 return seen / (time.perf_counter() - started)
 
 
@@ -92,36 +120,53 @@ def reference_root() -> tempfile.TemporaryDirectory:
     return tmp
 
 
+def default_variants(device: torch.device) -> list[str]:
+    if device.type == "cuda":
+        return ["eager", "graph", "graph+amp+cl"]
+    return ["eager", "eager+amp+cl"] if cpu_has_native_bf16() else ["eager"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--batches", type=int, default=150, help="timed batches per measurement")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="mnistlab settings to time (default: those that apply)")
     args = parser.parse_args()
-    data = prepare(load_mnist(), "cpu")
+    device = pick_device(args.device)
+    variants = args.variants or default_variants(device)
+    data = prepare(load_mnist(), device)
     tmp = reference_root()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} x {args.batches} batches")
-    print(f"{'augment':<8} {'batch':>5} {'mnistlab img/s':>15} {'reference img/s':>16} {'(workers)':>9} {'ratio':>6}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"torch {torch.__version__} on {name}; median of {args.repeats} x {args.batches} batches")
+    print(f"{'augment':<8} {'batch':>5} {'reference img/s':>16} {'(workers)':>9} {'mnistlab':>13} {'img/s':>9} {'ratio':>6}")
     results = {}
     for augment in (False, True):
         for batch_size in args.batch_sizes:
-            ours, ref = [], {0: [], 2: []}
-            for _ in range(args.repeats):  # interleaved, so drifts of a noisy machine hit both
-                ours.append(time_mnistlab(data, batch_size, AFFINE if augment else AugmentConfig(), args.batches, args.warmup))
+            ours, ref = {v: [] for v in variants}, {0: [], 2: []}
+            for _ in range(args.repeats):  # interleaved, so drifts of a noisy machine hit all
+                for variant in variants:
+                    ours[variant].append(
+                        time_mnistlab(
+                            data, batch_size, AFFINE if augment else AugmentConfig(), VARIANTS[variant], args.batches, args.warmup
+                        )
+                    )
                 for workers in ref:
-                    ref[workers].append(time_reference(Path(tmp.name), batch_size, augment, workers, args.batches, args.warmup))
+                    ref[workers].append(time_reference(Path(tmp.name), device, batch_size, augment, workers, args.batches, args.warmup))
             best_workers = max(ref, key=lambda w: statistics.median(ref[w]))
-            mine, theirs = statistics.median(ours), statistics.median(ref[best_workers])
-            results[augment, batch_size] = (mine, theirs)
-            print(
-                f"{'yes' if augment else 'no':<8} {batch_size:>5} {mine:>15,.0f} {theirs:>16,.0f} {best_workers:>9} {mine / theirs:>5.2f}x"
-            )
+            theirs = statistics.median(ref[best_workers])
+            for variant in variants:
+                mine = statistics.median(ours[variant])
+                results[augment, batch_size, variant] = mine
+                print(
+                    f"{'yes' if augment else 'no':<8} {batch_size:>5} {theirs:>16,.0f} {best_workers:>9} {variant:>13} {mine:>9,.0f} {mine / theirs:>5.2f}x"
+                )
+            results[augment, batch_size, "reference"] = theirs
     for batch_size in args.batch_sizes:
-        (plain, ref_plain), (aug, ref_aug) = results[False, batch_size], results[True, batch_size]
-        print(
-            f"augmentation adds {plain / aug - 1:+.0%} to a mnistlab step and {ref_plain / ref_aug - 1:+.0%} to a reference step (batch {batch_size})"
-        )
+        cost = [f"{v} {results[False, batch_size, v] / results[True, batch_size, v] - 1:+.0%}" for v in [*variants, "reference"]]
+        print(f"augmentation adds to a step (batch {batch_size}): {', '.join(cost)}")
     tmp.cleanup()
 
 
