@@ -1,11 +1,11 @@
-"""Time to 99% test accuracy with the ``experiment=speedrun`` recipe, seeds 0-4.
+"""Time to 99% test accuracy with the ``experiment=speedrun`` recipe (or another), seeds 0-4.
 
 Each run stops as soon as test accuracy reaches ``trainer.target_acc`` (evaluated after every epoch);
 the time is the training loop's wall time including those evaluations. Loading the data and starting
 the interpreter are excluded; with ``--warmup-runs 1`` so is a GPU's one-off start-up (CUDA context,
 library handles, kernel loading), paid by an untimed run first.
 
-    python benchmarks/time_to_target.py [--seeds 0 1 2 3 4] [--warmup-runs N] [overrides ...]
+    python benchmarks/time_to_target.py [--experiment speedrun_gpu] [--seeds 0 1 2 3 4] [--warmup-runs N] [overrides ...]
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from mnistlab.train import run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--experiment", default="speedrun", help="the recipe: a preset in conf/experiment")
     parser.add_argument("--warmup-runs", type=int, default=0, help="untimed runs first (seed 0)")
     parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. trainer.threads=2")
     args = parser.parse_args()
     rows = []
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"), tempfile.TemporaryDirectory() as tmp:
         for i, seed in enumerate([None] * args.warmup_runs + args.seeds):
-            overrides = ["experiment=speedrun", f"seed={seed or 0}", "trainer.plots=false", "trainer.checkpoint=false", *args.overrides]
+            overrides = [f"experiment={args.experiment}", f"seed={seed or 0}", "trainer.plots=false", "trainer.checkpoint=false", *args.overrides]
             cfg = compose(config_name="config", overrides=overrides)
             run_dir = Path(tmp) / str(i)
             run_dir.mkdir()
@@ -39,7 +40,7 @@ def main() -> None:
                 continue
             rows.append((seed, summary["time_to_target"], summary["final_test_acc"], summary["epochs_run"]))
     target = cfg.trainer.target_acc
-    print(f"\ntarget {target}% test accuracy on {summary['device']}, recipe experiment=speedrun {' '.join(args.overrides)}")
+    print(f"\ntarget {target}% test accuracy on {summary['device']}, recipe experiment={args.experiment} {' '.join(args.overrides)}")
     print(f"{'seed':>4} {'seconds':>8} {'test acc':>9} {'epochs':>6}")
     for seed, seconds, acc, epochs in rows:
         print(f"{seed:>4} {seconds if seconds is not None else float('nan'):>8.2f} {acc:>8.2f}% {epochs:>6}")

@@ -1,6 +1,7 @@
 import pytest
 from hydra.utils import instantiate
 
+from conftest import CONF
 from mnistlab.config import ConfigError, pick_device, validate
 from mnistlab.models import MLP, LeNet5
 
@@ -19,6 +20,13 @@ def test_group_overrides_compose(make_cfg):
     model = instantiate(cfg.model)
     assert isinstance(model, MLP) and model.net[3].p == 0.2
     assert type(instantiate(cfg.optimizer)(params=model.parameters())).__name__ == "Adam"
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_composes_and_validates(make_cfg, experiment):
+    cfg = make_cfg(f"experiment={experiment}")
+    validate(cfg)
+    instantiate(cfg.model)
 
 
 def test_regularization_flows_into_model_and_optimizer(make_cfg):
