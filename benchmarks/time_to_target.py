@@ -31,7 +31,13 @@ def main() -> None:
     rows = []
     with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"), tempfile.TemporaryDirectory() as tmp:
         for i, seed in enumerate([None] * args.warmup_runs + args.seeds):
-            overrides = [f"experiment={args.experiment}", f"seed={seed or 0}", "trainer.plots=false", "trainer.checkpoint=false", *args.overrides]
+            overrides = [
+                f"experiment={args.experiment}",
+                f"seed={seed or 0}",
+                "trainer.plots=false",
+                "trainer.checkpoint=false",
+                *args.overrides,
+            ]
             cfg = compose(config_name="config", overrides=overrides)
             run_dir = Path(tmp) / str(i)
             run_dir.mkdir()

@@ -234,7 +234,7 @@ class Trainer:
     # -- one epoch
 
     def _autocast(self):
-        if self.settings.amp:  # the cache must be off inside a CUDA graph capture; LeNet uses each weight once anyway
+        if self.settings.amp:  # no weight cache: a CUDA graph capture forbids it, and each weight is cast once per step anyway
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 

@@ -55,3 +55,22 @@ def run_cli(
     command = [sys.executable, "-m", "mnistlab", *args] if module else [str(exe / script), *args]
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(command, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def run_interrupted_then_resumed(make_cfg, overrides: list[str], run_dir: Path, monkeypatch) -> tuple[dict, dict]:
+    """Train with a Ctrl-C at the start of epoch 2, then resume in the same dir; returns both summaries."""
+    from mnistlab import train
+    from mnistlab.engine import Trainer
+
+    original = Trainer.train_epoch
+
+    def interrupt_at_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    run_dir.mkdir(parents=True)
+    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
+    stopped = train.run(make_cfg(*overrides), run_dir)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    return stopped, train.run(make_cfg(*overrides, "trainer.resume=true"), run_dir)

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from conftest import run_interrupted_then_resumed
 from mnistlab import train
 from mnistlab.augment import AugmentConfig
 from mnistlab.engine import Trainer, TrainSettings
@@ -126,17 +127,8 @@ def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data, tmp_pat
 def test_graphed_run_resumes_after_an_interruption(make_cfg, tmp_path, monkeypatch):
     overrides = ["trainer.epochs=2", "trainer.plots=false", "trainer.cuda_graph=true", "trainer.device=cuda", "seed=1"]
     full = train.run(make_cfg(*overrides), _mkdir(tmp_path / "full"))
-    original = Trainer.train_epoch
-
-    def interrupt_at_epoch_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    assert train.run(make_cfg(*overrides), _mkdir(tmp_path / "part"))["status"] == "interrupted"
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = train.run(make_cfg(*overrides, "trainer.resume=true"), tmp_path / "part")
+    stopped, resumed = run_interrupted_then_resumed(make_cfg, overrides, tmp_path / "part", monkeypatch)
+    assert stopped["status"] == "interrupted"
     assert resumed["status"] == "completed" and resumed["epochs_run"] == 2
     assert resumed["final_test_acc"] == pytest.approx(full["final_test_acc"], abs=0.3)
 

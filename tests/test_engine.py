@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from conftest import run_interrupted_then_resumed
 from mnistlab import engine, train
 from mnistlab.data import prepare
 from mnistlab.engine import CheckpointError, Trainer, TrainSettings, evaluate, load_checkpoint
@@ -94,18 +95,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(make_cfg, tmp_path, m
     full = train.run(make_cfg(*overrides), _mkdir(tmp_path / "full"))
     assert full["status"] == "completed"
 
-    original = Trainer.train_epoch
-
-    def interrupt_at_epoch_2(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(self, epoch)
-
-    monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    stopped = train.run(make_cfg(*overrides), _mkdir(tmp_path / "resumed"))
+    stopped, resumed = run_interrupted_then_resumed(make_cfg, overrides, tmp_path / "resumed", monkeypatch)
     assert stopped["status"] == "interrupted" and stopped["epochs_run"] == 1
-    monkeypatch.setattr(Trainer, "train_epoch", original)
-    resumed = train.run(make_cfg(*overrides, "trainer.resume=true"), tmp_path / "resumed")
     assert resumed["status"] == "completed"
 
     a = engine.read_metrics(tmp_path / "full" / "metrics.csv")
