@@ -38,12 +38,11 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> N
 
 
 def portable_state(state_dict: dict[str, Any]) -> dict[str, Any]:
-    """An optimizer state_dict that loads anywhere: plain float lr, graph-only flags off."""
+    """An optimizer state_dict that loads anywhere: plain float lr, the CUDA-only ``capturable`` flag off."""
     for group in state_dict["param_groups"]:
         group["lr"] = float(group["lr"])
-        for flag in ("capturable", "fused"):
-            if group.get(flag):
-                group[flag] = False
+        if group.get("capturable"):
+            group["capturable"] = False
     return state_dict
 
 

@@ -14,6 +14,17 @@ def test_default_config_is_valid_and_instantiates(make_cfg):
     assert type(optimizer).__name__ == "SGD" and optimizer.defaults["nesterov"]
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_optimizers_take_the_fused_update_on_cpu_unless_told_otherwise(make_cfg, name):
+    import torch
+
+    from mnistlab.train import make_optimizer
+
+    model = instantiate(make_cfg().model)
+    assert make_optimizer(make_cfg(f"optimizer={name}"), model, torch.device("cpu")).defaults["fused"] is True
+    assert not make_optimizer(make_cfg(f"optimizer={name}", "optimizer.fused=false"), model, torch.device("cpu")).defaults["fused"]
+
+
 def test_group_overrides_compose(make_cfg):
     cfg = make_cfg("model=mlp", "optimizer=adam", "regularization.dropout=0.2")
     validate(cfg)
