@@ -238,11 +238,20 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
-    def _update(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Forward, backward and optimizer update; returns the loss and the number correct (device tensors)."""
+    def _inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A training batch as the model sees it: augmented, in the configured memory format."""
+        x = augment_batch(x, self.settings.augment, generator)
+        return x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x
+
+    def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training loss and the logits of one batch."""
         with self._autocast():
             logits = self.model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.settings.label_smoothing)
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.settings.label_smoothing), logits
+
+    def _update(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward, backward and optimizer update; returns the loss and the number correct (device tensors)."""
+        loss, logits = self._forward(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -250,10 +259,7 @@ class Trainer:
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
-        x = augment_batch(x, self.settings.augment, self.generator)
-        if self.settings.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        loss, hits = (self.graphed or self._update)(x, y)
+        loss, hits = (self.graphed or self._update)(self._inputs(x, self.generator), y)
         self.scheduler.step()
         return loss, hits
 
@@ -351,12 +357,8 @@ class Trainer:
         devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if cuda else []
         with torch.random.fork_rng(devices=devices):
             for size in sorted({min(s.batch_size, len(train)), len(train) % s.batch_size} - {0}):
-                x = augment_batch(train.images[:size], s.augment, generator)
-                if s.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with self._autocast():
-                    logits = self.model(x)
-                F.cross_entropy(logits.float(), train.labels[:size]).backward()
+                loss, _ = self._forward(self._inputs(train.images[:size], generator), train.labels[:size])
+                loss.backward()
             self.optimizer.zero_grad(set_to_none=True)
             for size in sorted({min(s.eval_batch_size, len(test)), len(test) % s.eval_batch_size} - {0}):
                 evaluate(self.model, Split(test.images[:size], test.labels[:size]), s.eval_batch_size, s.channels_last)

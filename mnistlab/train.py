@@ -83,12 +83,17 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def accelerator_settings(settings: TrainSettings, device: torch.device) -> TrainSettings:
-    """Keep the speed options that pay off on ``device``; note and drop the others."""
+def accelerator_settings(settings: TrainSettings, device: torch.device, compiled: bool = False) -> TrainSettings:
+    """Keep the speed options that pay off on ``device``; note and drop the others.
+
+    ``cuda_graph=None`` (auto) means on for CUDA, unless the model is compiled: torch.compile and our own
+    capture are combined only when asked for.
+    """
     amp = settings.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()))
     if settings.amp and not amp:
         log.info("trainer.amp (bf16 autocast) needs CUDA or a CPU with native bf16; ignored on %s", device)
-    cuda_graph = device.type == "cuda" and settings.cuda_graph is not False
+    wanted = settings.cuda_graph if settings.cuda_graph is not None else not compiled
+    cuda_graph = device.type == "cuda" and wanted
     if settings.cuda_graph and not cuda_graph:
         log.info("trainer.cuda_graph applies on CUDA only; ignored on %s", device)
     return dataclasses.replace(settings, amp=amp, cuda_graph=cuda_graph)
@@ -164,10 +169,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, summary: dict[str, Any], ident
     """Validate the config, load the data, instantiate model, optimizer and scheduler; fills ``summary``."""
     validate(cfg)
     device = pick_device(str(cfg.trainer.device))
-    settings = train_settings(cfg)
-    if settings.cuda_graph is None and cfg.trainer.compile:
-        settings.cuda_graph = False  # auto: torch.compile and our own capture are not combined unless asked for
-    settings = accelerator_settings(settings, device)
+    settings = accelerator_settings(train_settings(cfg), device, compiled=bool(cfg.trainer.compile))
     threads = cfg.trainer.threads or _threads_per_parallel_job()
     if threads:
         torch.set_num_threads(int(threads))

@@ -57,6 +57,12 @@ def run_cli(
     return subprocess.run(command, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def new_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) and return it: a run directory for ``train.run``."""
+    path.mkdir(parents=True)
+    return path
+
+
 def run_interrupted_then_resumed(make_cfg, overrides: list[str], run_dir: Path, monkeypatch) -> tuple[dict, dict]:
     """Train with a Ctrl-C at the start of epoch 2, then resume in the same dir; returns both summaries."""
     from mnistlab import train
@@ -69,7 +75,7 @@ def run_interrupted_then_resumed(make_cfg, overrides: list[str], run_dir: Path, 
             raise KeyboardInterrupt
         return original(self, epoch)
 
-    run_dir.mkdir(parents=True)
+    new_dir(run_dir)
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
     stopped = train.run(make_cfg(*overrides), run_dir)
     monkeypatch.setattr(Trainer, "train_epoch", original)

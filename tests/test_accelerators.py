@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from conftest import run_interrupted_then_resumed
+from conftest import new_dir, run_interrupted_then_resumed
 from mnistlab import train
 from mnistlab.augment import AugmentConfig
 from mnistlab.engine import Trainer, TrainSettings
@@ -126,7 +126,7 @@ def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data, tmp_pat
 @cuda
 def test_graphed_run_resumes_after_an_interruption(make_cfg, tmp_path, monkeypatch):
     overrides = ["trainer.epochs=2", "trainer.plots=false", "trainer.cuda_graph=true", "trainer.device=cuda", "seed=1"]
-    full = train.run(make_cfg(*overrides), _mkdir(tmp_path / "full"))
+    full = train.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
     stopped, resumed = run_interrupted_then_resumed(make_cfg, overrides, tmp_path / "part", monkeypatch)
     assert stopped["status"] == "interrupted"
     assert resumed["status"] == "completed" and resumed["epochs_run"] == 2
@@ -141,11 +141,6 @@ def _on_cuda(data):
     )
 
 
-def _mkdir(path):
-    path.mkdir(parents=True)
-    return path
-
-
 def test_cuda_graph_auto_means_on_cuda_only(make_cfg):
     from mnistlab.config import train_settings
 
@@ -153,3 +148,9 @@ def test_cuda_graph_auto_means_on_cuda_only(make_cfg):
     assert settings.cuda_graph is None  # auto
     assert train.accelerator_settings(settings, torch.device("cpu")).cuda_graph is False
     assert train.accelerator_settings(settings, torch.device("cuda")).cuda_graph is True
+
+
+def test_cuda_graph_auto_leaves_a_compiled_model_to_torch_compile():
+    auto = TrainSettings(cuda_graph=None)
+    assert train.accelerator_settings(auto, torch.device("cuda"), compiled=True).cuda_graph is False
+    assert train.accelerator_settings(TrainSettings(cuda_graph=True), torch.device("cuda"), compiled=True).cuda_graph is True

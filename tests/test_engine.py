@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from conftest import run_interrupted_then_resumed
+from conftest import new_dir, run_interrupted_then_resumed
 from mnistlab import engine, train
 from mnistlab.data import prepare
 from mnistlab.engine import CheckpointError, Trainer, TrainSettings, evaluate, load_checkpoint
@@ -92,7 +92,7 @@ def test_constant_schedule_keeps_lr():
 
 def test_interrupted_then_resumed_run_equals_uninterrupted(make_cfg, tmp_path, monkeypatch):
     overrides = ["model=mlp", "trainer.epochs=2", "trainer.plots=false", "seed=3", "regularization.dropout=0.1"]
-    full = train.run(make_cfg(*overrides), _mkdir(tmp_path / "full"))
+    full = train.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
     assert full["status"] == "completed"
 
     stopped, resumed = run_interrupted_then_resumed(make_cfg, overrides, tmp_path / "resumed", monkeypatch)
@@ -119,11 +119,6 @@ def test_one_epoch_of_lenet5_on_real_mnist(mnist, tmp_path):
     result = trainer.fit()
     assert result.status == "completed"
     assert result.history[0]["test_acc"] >= 97.0
-
-
-def _mkdir(path):
-    path.mkdir(parents=True)
-    return path
 
 
 def test_regularization_all_on_real_mnist_after_one_epoch(make_cfg, tmp_path):
