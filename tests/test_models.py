@@ -47,3 +47,36 @@ def test_dropout_and_batch_norm_switch_off_in_eval(model):
     single = model(x[:1])
     assert torch.equal(model(x), model(x))
     assert torch.allclose(model(x)[:1], single, atol=1e-5)  # no batch statistics in eval
+
+
+def _textbook_lenet5(activation: str) -> torch.nn.Sequential:
+    """LeNet-5 layer by layer as usually written (activation before pooling, C5 a convolution)."""
+    act = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation]
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), act(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), act(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 120, 5), act(), nn.Flatten(),
+        ),
+        nn.Sequential(nn.Dropout(0.0), nn.Linear(120, 84), act(), nn.Dropout(0.0), nn.Linear(84, 10)),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_lenet5_computes_the_textbook_function_and_gradients(activation, channels_last):
+    """Pooling before the activation and C5 as a matrix product change the cost, not the result."""
+    torch.manual_seed(0)
+    ours, textbook = LeNet5(activation=activation), _textbook_lenet5(activation)
+    textbook.load_state_dict({k.replace("features", "0").replace("classifier", "1"): v for k, v in ours.state_dict().items()})
+    x = torch.randn(16, 1, 28, 28)
+    if channels_last:
+        ours, textbook = ours.to(memory_format=torch.channels_last), textbook.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    out, ref = ours(x), textbook(x)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    for (name, p), q in zip(ours.named_parameters(), textbook.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
