@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mnistlab.augment import BACKGROUND, AugmentConfig, augment_batch
+from mnistlab.augment import BACKGROUND, AugmentConfig, _affine_grid, augment_batch
 
 AFFINE = AugmentConfig(rotation=15, translate=0.1, scale=0.1)
 
@@ -48,3 +49,11 @@ def test_background_stays_black_and_ink_is_kept():
 def test_bad_ranges_name_the_key():
     with pytest.raises(ValueError, match="regularization.augment.scale"):
         AugmentConfig(scale=1.5).validate()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("size", [(28, 28), (5, 9)])
+def test_affine_grid_matches_torch(dtype, size):
+    theta = torch.randn(7, 2, 3, dtype=dtype)
+    expected = F.affine_grid(theta, [7, 1, *size], align_corners=False)
+    torch.testing.assert_close(_affine_grid(theta, *size), expected)
