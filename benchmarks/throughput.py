@@ -18,6 +18,7 @@ are excluded; each figure is the median of several repeats, interleaved.
 from __future__ import annotations
 
 import argparse
+import gc
 import gzip
 import statistics
 import tempfile
@@ -101,19 +102,15 @@ def time_reference(
         transform=transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]),
     )
     loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
+        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda"
     )
     torch.manual_seed(0)
     model = (textbook_lenet5() if model == "textbook" else LeNet5()).to(device)
     optimizer = make_optimizer(model)
-    loss_sum, seen, started = torch.zeros((), device=device), 0, None
-    while True:
-        for i, (x, y) in enumerate(loader):
+    loss_sum, seen, started, rate = torch.zeros((), device=device), 0, None, None
+    while rate is None:
+        batches_of_epoch = iter(loader)
+        for i, (x, y) in enumerate(batches_of_epoch):
             if i == warmup and started is None:
                 sync(device)
                 started, seen = time.perf_counter(), 0
@@ -126,7 +123,12 @@ def time_reference(
             seen += len(y)
             if started is not None and seen >= batches * batch_size:
                 loss_sum.item()
-                return seen / (time.perf_counter() - started)
+                rate = seen / (time.perf_counter() - started)
+                break
+        # stop the worker processes now, not at some garbage collection inside the next measurement
+        del batches_of_epoch
+        gc.collect()
+    return rate
 
 
 def reference_root() -> tempfile.TemporaryDirectory:
