@@ -1,9 +1,9 @@
 """2x2 max pooling from strided maximum ops: the same values and gradients as ``F.max_pool2d(x, 2)``.
 
-PyTorch's CPU max-pool kernel walks each window with scalar code: on LeNet-5's NCHW maps it takes
-more time than the convolutions around it. Two ``torch.maximum`` calls over strided views
-(horizontal pairs, then vertical pairs) vectorize, and the backward pass routes each gradient with
-two saved 0/1 masks. Ties go to the first maximum in scan order, as in ``F.max_pool2d``.
+On LeNet-5's small NCHW maps, PyTorch's CPU max-pool kernel took more time than the convolutions
+around it. Here two ``torch.maximum`` calls over strided views (horizontal pairs, then vertical
+pairs) compute the values, and the backward pass routes each gradient with two saved 0/1 masks.
+Ties go to the first maximum in scan order, as in ``F.max_pool2d``.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-
-
 class _MaxPool2x2(torch.autograd.Function):
+    """On a contiguous (N, C, H, W) map with even H and W."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         left, right = x[..., 0::2], x[..., 1::2]
@@ -28,14 +26,14 @@ class _MaxPool2x2(torch.autograd.Function):
         out = torch.maximum(top, bottom)
         to_bottom = (bottom > top).to(x.dtype)
         ctx.save_for_backward(to_right, to_bottom)
-        ctx.input_shape, ctx.memory_format = x.shape, _memory_format(x)
+        ctx.input_shape = x.shape
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
         to_right, to_bottom = ctx.saved_tensors
-        like = {"dtype": grad_out.dtype, "device": grad_out.device, "memory_format": ctx.memory_format}
+        like = {"dtype": grad_out.dtype, "device": grad_out.device}
         columns = torch.empty(to_right.shape, **like)
         bottom = torch.mul(grad_out, to_bottom, out=columns[..., 1::2, :])
         torch.sub(grad_out, bottom, out=columns[..., 0::2, :])
