@@ -58,6 +58,9 @@ def textbook_lenet5() -> nn.Module:
     )  # fmt: skip
 
 
+MODELS = {"textbook": textbook_lenet5, "mnistlab": LeNet5}
+
+
 def make_optimizer(model, fused: bool | None = None):
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, fused=fused)
 
@@ -72,7 +75,7 @@ def time_mnistlab(data, batch_size: int, augment: AugmentConfig, options: dict, 
     device = data.train.labels.device
     options = dict(options)
     torch.manual_seed(0)
-    model = (textbook_lenet5() if options.pop("model", "mnistlab") == "textbook" else LeNet5()).to(device)
+    model = MODELS[options.pop("model", "mnistlab")]().to(device)
     optimizer = make_optimizer(model, fused=device.type in ("cpu", "cuda"))  # mnistlab's default: optimizer.fused=null
     settings = accelerator_settings(TrainSettings(batch_size=batch_size, augment=augment, progress=False, **options), device)
     trainer = Trainer(model, optimizer, constant(optimizer, 1, 1), data, settings, Path("."))
@@ -105,7 +108,7 @@ def time_reference(
         dataset, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda"
     )
     torch.manual_seed(0)
-    model = (textbook_lenet5() if model == "textbook" else LeNet5()).to(device)
+    model = MODELS[model]().to(device)
     optimizer = make_optimizer(model)
     loss_sum, seen, started, rate = torch.zeros((), device=device), 0, None, None
     while rate is None:
