@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.pooling import MaxPool2x2
+from mnistlab.pooling import MaxPool2x2, MaxPoolReLU
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLINGS = {"max": MaxPool2x2, "avg": partial(nn.AvgPool2d, 2)}
@@ -39,6 +39,7 @@ class LeNet5(nn.Module):
     ``batch_norm`` adds BatchNorm after C1, C3, C5 and F6 (before the activation);
     ``dropout`` applies after the C5 and F6 activations. Max pooling runs before the activation:
     both are non-decreasing, so they commute, and the activation then touches a quarter of the values.
+    Max pooling and ReLU run as one op (:class:`~mnistlab.pooling.MaxPoolReLU`).
     """
 
     def __init__(
@@ -53,8 +54,10 @@ class LeNet5(nn.Module):
             return [layer, norm(width), act()] if batch_norm else [layer, act()]
 
         def pooled_block(layer: nn.Module, width: int) -> list[nn.Module]:
-            *linear, activation = block(layer, nn.BatchNorm2d, width)
-            return [*linear, pool(), activation] if pooling == "max" else [*linear, activation, pool()]
+            *linear, nonlinearity = block(layer, nn.BatchNorm2d, width)
+            if pooling == "max" and activation == "relu":  # one fused op; Identity keeps the layer indices (state_dict keys)
+                return [*linear, MaxPoolReLU(), nn.Identity()]
+            return [*linear, pool(), nonlinearity] if pooling == "max" else [*linear, nonlinearity, pool()]
 
         self.features = nn.Sequential(
             *pooled_block(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), 6),

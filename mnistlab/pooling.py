@@ -1,9 +1,9 @@
-"""2x2 max pooling from strided maximum ops: the same values and gradients as ``F.max_pool2d(x, 2)``.
+"""2x2 max pooling (and max pooling fused with ReLU) from elementwise ops, for LeNet-5 on a CPU.
 
-On LeNet-5's small NCHW maps, PyTorch's CPU max-pool kernel took more time than the convolutions
-around it. Here two ``torch.maximum`` calls over strided views (horizontal pairs, then vertical
-pairs) compute the values, and the backward pass routes each gradient with two saved 0/1 masks.
-Ties go to the first maximum in scan order, as in ``F.max_pool2d``.
+The same values and gradients as ``F.max_pool2d(x, 2)`` (and ``F.relu(F.max_pool2d(x, 2))``): ties go
+to the first maximum in scan order. On LeNet-5's small maps PyTorch's CPU max-pool kernel took more
+time than the convolutions around it. Here maxima of horizontal, then vertical pairs compute the
+values, and the backward pass routes each gradient through two saved masks.
 """
 
 from __future__ import annotations
@@ -56,6 +56,104 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     return torch.maximum(columns[..., 0::2, :], columns[..., 1::2, :])
 
 
+_BITS = {torch.bfloat16: torch.int16, torch.float16: torch.int16}  # 16-bit floats and same-size integers
+
+
+def _as_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The bits of ``x`` as integer rows of the map (N*C*H rows of W, or N*H rows of W*C for channels_last)
+    and the distance k between horizontal neighbours in a row."""
+    n, c, h, w = x.shape
+    bits = x.view(_BITS[x.dtype])
+    if x.is_contiguous():
+        return bits.view(n * c * h, w), 1
+    return bits.permute(0, 2, 3, 1).view(n * h, w * c), c
+
+
+def _even_blocks(rows: torch.Tensor, w: int, k: int) -> torch.Tensor:
+    """The even-numbered k-blocks of each row, a (rows, w/2, k) view: the pairs that start a window."""
+    return rows.as_strided((rows.shape[0], w // 2, k), (rows.stride(0), 2 * k, 1))
+
+
+def _from_rows(rows: torch.Tensor, shape: tuple[int, int, int, int], dtype: torch.dtype, nchw: bool) -> torch.Tensor:
+    """Integer rows back to a float map of ``shape``, NCHW or channels_last (the inverse of :func:`_as_rows`)."""
+    n, c, h, w = shape
+    values = rows.view(dtype)
+    return values.view(n, c, h, w) if nchw else values.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def _pool_bits(x: torch.Tensor, masks: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The pooled rows of relu(x) and, if asked, the masks of horizontal and vertical winners (see below)."""
+    w = x.shape[-1]
+    rows, k = _as_rows(x)
+    sign = rows.element_size() * 8 - 1
+    rows = rows.clamp_min(0)
+    left, right = rows[:, :-k], rows[:, k:]
+    pairs = torch.maximum(left, right)  # every horizontal pair; the even ones are the windows' rows
+    top, bottom = pairs.view(-1, 2, pairs.shape[1]).unbind(1)
+    windows = torch.maximum(top, bottom)
+    out = _even_blocks(windows, w, k).contiguous().view(-1, w // 2 * k)
+    if not masks:
+        return out, None, None
+    to_right = torch.sub(left, right).bitwise_right_shift_(sign)  # no overflow: both are >= 0
+    to_bottom = torch.sub(top, bottom).bitwise_right_shift_(sign)
+    return out, to_right, to_bottom
+
+
+def _pooled_map(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    n, c, h, w = x.shape
+    return _from_rows(out, (n, c, h // 2, w // 2), x.dtype, x.is_contiguous())
+
+
+class _MaxPoolReLUBits(torch.autograd.Function):
+    """``relu(max_pool2d(x, 2))`` of a 16-bit float map, computed on its bit patterns as integers.
+
+    After clamping the integers at 0 (which is ReLU: negative floats have the sign bit set), the
+    integer order is the float order, and integer max, subtract, shift and bitwise ops are several
+    times faster on a CPU than their bfloat16 counterparts. A mask is -1 (all bits set) where the
+    right (or bottom) value is strictly larger and 0 elsewhere, so ``grad & mask`` routes a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        out, to_right, to_bottom = _pool_bits(x, masks=True)
+        ctx.save_for_backward(to_right, to_bottom, out)
+        ctx.x = (x.shape, x.dtype, x.is_contiguous())
+        return _pooled_map(out, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
+        to_right, to_bottom, out = ctx.saved_tensors
+        (n, c, h, w), dtype, nchw = ctx.x
+        k = 1 if nchw else c
+        memory_format = torch.contiguous_format if nchw else torch.channels_last
+        grad, _ = _as_rows(grad_out.contiguous(memory_format=memory_format))
+        sign = out.element_size() * 8 - 1
+        grad = grad & torch.neg(out).bitwise_right_shift_(sign)  # ReLU: none where the output is 0
+        windows = torch.zeros(to_bottom.shape, dtype=out.dtype)
+        _even_blocks(windows, w, k).copy_(grad.view(-1, w // 2, k))
+        pairs = torch.empty(to_right.shape, dtype=out.dtype).view(-1, 2, to_right.shape[1])
+        torch.bitwise_and(windows, to_bottom, out=pairs[:, 1])
+        torch.bitwise_xor(windows, pairs[:, 1], out=pairs[:, 0])
+        pairs = pairs.view(to_right.shape)
+        right = pairs & to_right  # pairs is 0 on odd blocks, so the left and right parts below do not overlap
+        grad_in = torch.zeros(pairs.shape[0], w * k, dtype=out.dtype)
+        torch.bitwise_xor(pairs, right, out=grad_in[:, :-k])
+        torch.bitwise_or(grad_in[:, k:], right, out=grad_in[:, k:])
+        return _from_rows(grad_in, (n, c, h, w), dtype, nchw)
+
+
+def max_pool_relu(x: torch.Tensor) -> torch.Tensor:
+    """``F.relu(F.max_pool2d(x, 2))``; bfloat16/float16 maps on a CPU take the integer path of
+    :class:`_MaxPoolReLUBits`, other inputs :func:`max_pool_2x2`."""
+    fits = x.dim() == 4 and not (x.shape[-1] % 2 or x.shape[-2] % 2)
+    if x.device.type == "cpu" and x.dtype in _BITS and fits and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _MaxPoolReLUBits.apply(x)
+        return _pooled_map(_pool_bits(x, masks=False)[0], x)
+    return F.relu(max_pool_2x2(x))
+
+
 class MaxPool2x2(nn.MaxPool2d):
     """``nn.MaxPool2d(2)`` computed by :func:`max_pool_2x2`."""
 
@@ -64,3 +162,10 @@ class MaxPool2x2(nn.MaxPool2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return max_pool_2x2(x)
+
+
+class MaxPoolReLU(nn.Module):
+    """``nn.MaxPool2d(2)`` followed by ``nn.ReLU()``, computed by :func:`max_pool_relu`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return max_pool_relu(x)
