@@ -55,14 +55,16 @@ def _elastic_field(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.
 
 
 def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """``F.affine_grid(theta, (n, 1, h, w), align_corners=False)`` as two broadcast sums (3x faster on a CPU than its batched matmul)."""
+    """``F.affine_grid(theta, (n, 1, h, w), align_corners=False)`` as broadcast sums into x and y planes.
+
+    On a CPU this is several times faster than ``F.affine_grid``'s batched matmul. The result is an (n, h, w, 2)
+    view of the planes, which ``F.grid_sample`` reads as fast as a contiguous grid.
+    """
     xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1  # pixel centres in [-1, 1]
     ys = ((torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1)[:, None]
-    grid = torch.empty(len(theta), h, w, 2, device=theta.device, dtype=theta.dtype)
     t = theta[:, :, :, None, None]
-    for axis in range(2):
-        torch.add(t[:, axis, 0] * xs, t[:, axis, 1] * ys + t[:, axis, 2], out=grid[..., axis])
-    return grid
+    planes = torch.add(t[:, :, 0] * xs, t[:, :, 1] * ys + t[:, :, 2])  # (n, 2, h, w)
+    return planes.permute(0, 2, 3, 1)
 
 
 def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
