@@ -10,7 +10,9 @@ parameters, cheaper layer order), which splits the gain into model and pipeline.
 its default settings and with speed options (``trainer.amp``, ``trainer.channels_last``,
 ``trainer.cuda_graph``) where they apply; ``--variants eager-textbook`` times mnistlab's loop training the
 reference's LeNet-5. Neither loop reads the loss back per step; warm-up batches
-are excluded; each figure is the median of several repeats, interleaved.
+are excluded. Each repeat times every configuration once, one after the other; images/s are medians over
+repeats, and a ratio is the median of the per-repeat ratios, so that a slow spell of a shared machine
+weighs on both sides of a ratio.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--batches 150] [--repeats 3]
 """
@@ -190,10 +192,11 @@ def main() -> None:
             theirs_our_model = statistics.median(ref["mnistlab", best["mnistlab"]])
             for variant in variants:
                 mine = statistics.median(ours[variant])
+                ratio = statistics.median(m / r for m, r in zip(ours[variant], ref["textbook", best["textbook"]], strict=True))
                 results[augment, batch_size, variant] = mine
                 print(
                     f"{'yes' if augment else 'no':<8} {batch_size:>5} {theirs:>16,.0f} {best['textbook']:>9} {theirs_our_model:>16,.0f}"
-                    f" {variant:>14} {mine:>9,.0f} {mine / theirs:>5.2f}x"
+                    f" {variant:>14} {mine:>9,.0f} {ratio:>5.2f}x"
                 )
             results[augment, batch_size, "reference"] = theirs
     for batch_size in args.batch_sizes:
