@@ -44,6 +44,7 @@ AFFINE = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
 VARIANTS = {  # trainer options: fp32 eager steps, bf16 autocast + channels_last, CUDA graph replays
     "eager": {"cuda_graph": False},
     "eager-textbook": {"cuda_graph": False, "model": "textbook"},  # mnistlab's loop training the reference's LeNet-5
+    "eager+amp": {"cuda_graph": False, "amp": True},
     "eager+amp+cl": {"cuda_graph": False, "amp": True, "channels_last": True},
     "eager-textbook+amp+cl": {"cuda_graph": False, "amp": True, "channels_last": True, "model": "textbook"},
     "graph": {"cuda_graph": True},
