@@ -92,6 +92,10 @@ def accelerator_settings(settings: TrainSettings, device: torch.device, compiled
     amp = settings.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()))
     if settings.amp and not amp:
         log.info("trainer.amp (bf16 autocast) needs CUDA or a CPU with native bf16; ignored on %s", device)
+    if amp and device.type == "cpu" and not settings.channels_last:
+        log.info(
+            "trainer.amp without trainer.channels_last made LeNet-5's CPU training step slower than fp32; add trainer.channels_last=true (see README, Performance)"
+        )
     wanted = settings.cuda_graph if settings.cuda_graph is not None else not compiled
     cuda_graph = device.type == "cuda" and wanted
     if settings.cuda_graph and not cuda_graph:

@@ -1,5 +1,6 @@
 """Speed options: what happens on a CPU (accepted, applied or ignored) and, where CUDA exists, the graphed step."""
 
+import logging
 import math
 
 import pytest
@@ -35,6 +36,17 @@ def test_cuda_only_options_are_dropped_off_cuda():
     assert settings.cuda_graph is False
     assert settings.amp is train.cpu_has_native_bf16()
     assert train.accelerator_settings(TrainSettings(amp=True), torch.device("mps")).amp is False
+
+
+def test_amp_on_cpu_without_channels_last_gets_a_hint(monkeypatch, caplog):
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
+    with caplog.at_level(logging.INFO, logger=train.log.name):
+        assert train.accelerator_settings(TrainSettings(amp=True), torch.device("cpu")).amp is True
+    assert "trainer.amp without trainer.channels_last" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=train.log.name):
+        train.accelerator_settings(TrainSettings(amp=True, channels_last=True), torch.device("cpu"))
+    assert "channels_last" not in caplog.text
 
 
 @pytest.mark.skipif(not train.cpu_has_native_bf16(), reason="this CPU has no native bf16")
