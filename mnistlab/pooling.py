@@ -82,7 +82,7 @@ def _from_rows(rows: torch.Tensor, shape: tuple[int, int, int, int], dtype: torc
 
 
 def _pool_bits(x: torch.Tensor, masks: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """The pooled rows of relu(x) and, if asked, the masks of horizontal and vertical winners (see below)."""
+    """The pooled rows of relu(x) and, if asked, the masks of horizontal and vertical winners (see :class:`_MaxPoolReLUBits`)."""
     w = x.shape[-1]
     rows, k = _as_rows(x)
     sign = rows.element_size() * 8 - 1
@@ -100,6 +100,7 @@ def _pool_bits(x: torch.Tensor, masks: bool) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _pooled_map(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The pooled rows of ``x`` as a float map in the memory format of ``x``."""
     n, c, h, w = x.shape
     return _from_rows(out, (n, c, h // 2, w // 2), x.dtype, x.is_contiguous())
 
@@ -117,14 +118,14 @@ class _MaxPoolReLUBits(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         out, to_right, to_bottom = _pool_bits(x, masks=True)
         ctx.save_for_backward(to_right, to_bottom, out)
-        ctx.x = (x.shape, x.dtype, x.is_contiguous())
+        ctx.layout = (x.shape, x.dtype, x.is_contiguous())
         return _pooled_map(out, x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: torch.Tensor) -> torch.Tensor:
         to_right, to_bottom, out = ctx.saved_tensors
-        (n, c, h, w), dtype, nchw = ctx.x
+        (n, c, h, w), dtype, nchw = ctx.layout
         k = 1 if nchw else c
         memory_format = torch.contiguous_format if nchw else torch.channels_last
         grad, _ = _as_rows(grad_out.contiguous(memory_format=memory_format))
