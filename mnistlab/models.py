@@ -55,9 +55,11 @@ class LeNet5(nn.Module):
 
         def pooled_block(layer: nn.Module, width: int) -> list[nn.Module]:
             *linear, nonlinearity = block(layer, nn.BatchNorm2d, width)
-            if pooling == "max" and activation == "relu":  # one fused op; Identity keeps the layer indices (state_dict keys)
+            if pooling == "avg":
+                return [*linear, nonlinearity, pool()]
+            if activation == "relu":  # one fused op; Identity keeps the layer indices (state_dict keys)
                 return [*linear, MaxPoolReLU(), nn.Identity()]
-            return [*linear, pool(), nonlinearity] if pooling == "max" else [*linear, nonlinearity, pool()]
+            return [*linear, pool(), nonlinearity]
 
         self.features = nn.Sequential(
             *pooled_block(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), 6),

@@ -43,12 +43,17 @@ class _MaxPool2x2(torch.autograd.Function):
         return grad
 
 
+def _even_cpu_map(x: torch.Tensor) -> bool:
+    """A batch of maps (N, C, H, W) on a CPU with even H and W: what the pooling functions here handle."""
+    return x.device.type == "cpu" and x.dim() == 4 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0
+
+
 def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     """``F.max_pool2d(x, 2)`` for even-sized NCHW maps on a CPU; other inputs go to ``F.max_pool2d``.
 
     Channels-last maps and GPUs keep PyTorch's kernel, which is faster there.
     """
-    if x.device.type != "cpu" or x.dim() != 4 or x.shape[-1] % 2 or x.shape[-2] % 2 or not x.is_contiguous():
+    if not (_even_cpu_map(x) and x.is_contiguous()):
         return F.max_pool2d(x, 2)
     if torch.is_grad_enabled() and x.requires_grad:
         return _MaxPool2x2.apply(x)
@@ -147,8 +152,7 @@ class _MaxPoolReLUBits(torch.autograd.Function):
 def max_pool_relu(x: torch.Tensor) -> torch.Tensor:
     """``F.relu(F.max_pool2d(x, 2))``; bfloat16/float16 maps on a CPU take the integer path of
     :class:`_MaxPoolReLUBits`, other inputs :func:`max_pool_2x2`."""
-    fits = x.dim() == 4 and not (x.shape[-1] % 2 or x.shape[-2] % 2)
-    if x.device.type == "cpu" and x.dtype in _BITS and fits and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+    if _even_cpu_map(x) and x.dtype in _BITS and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         if torch.is_grad_enabled() and x.requires_grad:
             return _MaxPoolReLUBits.apply(x)
         return _pooled_map(_pool_bits(x, masks=False)[0], x)
