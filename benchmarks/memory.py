@@ -22,7 +22,8 @@ def main() -> None:
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"mnistlab {' '.join(overrides)}: peak resident memory {peak_kib / 1024**2:.2f} GiB ({peak_kib / 1024:.0f} MiB)")
     print(
-        f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.2f} s, whole job {summary['wall_seconds']:.1f} s, on {summary['device']} ({summary['threads']} threads)"
+        f"test accuracy {summary['final_test_acc']:.2f}%, training {summary['seconds']:.2f} s"
+        f" (after {summary['warmup_seconds']:.2f} s of warm-up), whole job {summary['wall_seconds']:.1f} s, on {summary['device']} ({summary['threads']} threads)"
     )
 
 
