@@ -3,75 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mnistlab.pooling import MaxPool2x2, MaxPoolReLU
+from mnistlab.errors import ConfigError
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-POOLINGS = {"max": MaxPool2x2, "avg": partial(nn.AvgPool2d, 2)}
+POOLINGS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
-def _check_choice(key: str, value: str, choices: dict) -> None:
+def _choice(key: str, value: str, choices: dict) -> type[nn.Module]:
     if value not in choices:
-        raise ValueError(f"{key} must be one of {sorted(choices)}, got {value!r}")
-
-
-class FullConv2d(nn.Conv2d):
-    """A convolution whose kernel spans its whole input (LeNet-5's C5): one matrix product.
-
-    The same parameters and result as ``nn.Conv2d``, without the convolution kernel's overhead.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.kernel_size or self.padding != (0, 0):
-            return super().forward(x)
-        return F.linear(x.flatten(1), self.weight.flatten(1), self.bias)[:, :, None, None]
+        raise ConfigError(f"{key} must be one of {', '.join(sorted(choices))}, got {value!r}")
+    return choices[value]
 
 
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al. 1998) on 28x28 input padded by 2 to the paper's 32x32.
 
-    C1 6@5x5 -> pool -> C3 16@5x5 (full connection) -> pool -> C5 120@5x5 -> F6 84 -> 10.
-    ``batch_norm`` adds BatchNorm after C1, C3, C5 and F6 (before the activation);
-    ``dropout`` applies after the C5 and F6 activations. Max pooling runs before the activation:
-    both are non-decreasing, so they commute, and the activation then touches a quarter of the values.
-    Max pooling and ReLU run as one op (:class:`~mnistlab.pooling.MaxPoolReLU`).
+    C1 6@5x5 -> S2 pool -> C3 16@5x5 (full connection) -> S4 pool -> C5 120@5x5 -> F6 84 -> output 10.
+    ``batch_norm`` adds BatchNorm after C1, C3, C5 and F6, before the activation;
+    ``dropout`` applies to the inputs of F6 and of the output layer.
     """
 
     def __init__(
         self, activation: str = "relu", pooling: str = "max", dropout: float = 0.0, batch_norm: bool = False, num_classes: int = 10
     ):
         super().__init__()
-        _check_choice("model.activation", activation, ACTIVATIONS)
-        _check_choice("model.pooling", pooling, POOLINGS)
-        act, pool = ACTIVATIONS[activation], POOLINGS[pooling]
+        act = _choice("model.activation", activation, ACTIVATIONS)
+        pool = _choice("model.pooling", pooling, POOLINGS)
 
-        def block(layer: nn.Module, norm: type[nn.Module], width: int) -> list[nn.Module]:
-            return [layer, norm(width), act()] if batch_norm else [layer, act()]
-
-        def pooled_block(layer: nn.Module, width: int) -> list[nn.Module]:
-            *linear, nonlinearity = block(layer, nn.BatchNorm2d, width)
-            if pooling == "avg":
-                return [*linear, nonlinearity, pool()]
-            if activation == "relu":  # one fused op; Identity keeps the layer indices (state_dict keys)
-                return [*linear, MaxPoolReLU(), nn.Identity()]
-            return [*linear, pool(), nonlinearity]
+        def layer(weights: nn.Module, norm: type[nn.Module], width: int) -> list[nn.Module]:
+            return [weights, norm(width), act()] if batch_norm else [weights, act()]
 
         self.features = nn.Sequential(
-            *pooled_block(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), 6),
-            *pooled_block(nn.Conv2d(6, 16, 5, bias=not batch_norm), 16),
-            *block(FullConv2d(16, 120, 5, bias=not batch_norm), nn.BatchNorm2d, 120),
+            *layer(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6),  # C1: 6@28x28
+            pool(2),  # S2: 6@14x14
+            *layer(nn.Conv2d(6, 16, 5, bias=not batch_norm), nn.BatchNorm2d, 16),  # C3: 16@10x10
+            pool(2),  # S4: 16@5x5
+            *layer(nn.Conv2d(16, 120, 5, bias=not batch_norm), nn.BatchNorm2d, 120),  # C5: 120@1x1
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
-            *block(nn.Linear(120, 84, bias=not batch_norm), nn.BatchNorm1d, 84),
+            *layer(nn.Linear(120, 84, bias=not batch_norm), nn.BatchNorm1d, 84),  # F6
             nn.Dropout(dropout),
-            nn.Linear(84, num_classes),
+            nn.Linear(84, num_classes),  # output
         )
         _name_layers(self, ["conv1", "conv3", "conv5", "f6", "out"])
 
@@ -91,17 +68,17 @@ class MLP(nn.Module):
         num_classes: int = 10,
     ):
         super().__init__()
-        _check_choice("model.activation", activation, ACTIVATIONS)
+        act = _choice("model.activation", activation, ACTIVATIONS)
         if not hidden or any(int(h) < 1 for h in hidden):
-            raise ValueError(f"model.hidden must be a non-empty list of positive sizes, got {list(hidden)}")
+            raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {list(hidden)}")
         layers: list[nn.Module] = [nn.Flatten()]
         width = 28 * 28
-        for size in hidden:
-            layers.append(nn.Linear(width, int(size), bias=not batch_norm))
+        for size in map(int, hidden):
+            layers.append(nn.Linear(width, size, bias=not batch_norm))
             if batch_norm:
-                layers.append(nn.BatchNorm1d(int(size)))
-            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
-            width = int(size)
+                layers.append(nn.BatchNorm1d(size))
+            layers += [act(), nn.Dropout(dropout)]
+            width = size
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
         _name_layers(self, [f"fc{i + 1}" for i in range(len(hidden))] + ["out"])
@@ -128,8 +105,7 @@ def parameter_rows(model: nn.Module) -> list[tuple[str, str, int]]:
         if not own:
             continue
         name = getattr(module, "display_name", qualified)
-        has_bias = getattr(module, "bias", None) is not None
-        plus = "+1" if has_bias else ""
+        plus = "+1" if getattr(module, "bias", None) is not None else ""
         if isinstance(module, nn.Conv2d):
             kh, kw = module.kernel_size
             formula = f"({kh}*{kw}*{module.in_channels}{plus})*{module.out_channels}"
