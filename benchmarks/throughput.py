@@ -1,16 +1,12 @@
 """Training throughput: mnistlab's step on on-device tensors vs a torchvision DataLoader pipeline.
 
-Same model (LeNet-5), optimizer (SGD, Nesterov momentum; mnistlab takes PyTorch's fused update, its
-default on CPU and CUDA) and batch size in one process. The reference is
-the usual hand-written pipeline: LeNet-5 written as a plain ``nn.Sequential`` (conv, ReLU, max-pool),
-``datasets.MNIST`` + ``ToTensor`` + ``Normalize`` (+ ``RandomAffine`` per sample for the augmented
+Same model (mnistlab's LeNet-5), optimizer (SGD, Nesterov momentum; mnistlab takes PyTorch's fused update,
+its default on CPU and CUDA) and batch size in one process. The reference is the usual hand-written
+pipeline: ``datasets.MNIST`` + ``ToTensor`` + ``Normalize`` (+ ``RandomAffine`` per sample for the augmented
 case) + ``DataLoader(shuffle=True)``, best of ``num_workers`` 0 and 2 (``pin_memory`` and non-blocking
-copies on CUDA). The same pipeline is also timed with mnistlab's LeNet-5 module (same function and
-parameters, cheaper layer order), which splits the gain into model and pipeline. mnistlab is timed in
-its default settings and with speed options (``trainer.amp``, ``trainer.channels_last``,
-``trainer.cuda_graph``) where they apply; ``--variants eager-textbook`` (and ``eager-textbook+amp+cl``) times
-mnistlab's loop training the reference's LeNet-5. Neither loop reads the loss back per step; warm-up batches
-are excluded. Each repeat times every configuration once, one after the other; images/s are medians over
+copies on CUDA). mnistlab is timed in its default settings and with speed options (``trainer.amp``,
+``trainer.channels_last``, ``trainer.cuda_graph``) where they apply. Neither loop reads the loss back per
+step; warm-up batches are excluded. Each repeat times every configuration once, one after the other; images/s are medians over
 repeats, and a ratio is the median of the per-repeat ratios, so that a slow spell of a shared machine
 weighs on both sides of a ratio.
 
@@ -29,40 +25,23 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchvision import datasets, transforms
 
-from mnistlab.augment import AugmentConfig
-from mnistlab.config import pick_device
 from mnistlab.data import CHECKSUMS, MEAN, STD, load_mnist, prepare, resolve_root, shuffled_batches
-from mnistlab.engine import Trainer, TrainSettings
+from mnistlab.device import cpu_has_native_bf16, pick_device, prepare_model, speed_settings
+from mnistlab.engine import Trainer
 from mnistlab.models import LeNet5
 from mnistlab.schedules import constant
-from mnistlab.train import accelerator_settings, cpu_has_native_bf16
+from mnistlab.settings import AugmentSettings, DataSettings, RegularizationSettings, Settings, TrainerSettings
 
-AFFINE = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
-VARIANTS = {  # trainer options: fp32 eager steps, bf16 autocast + channels_last, CUDA graph replays
+AFFINE = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
+VARIANTS = {  # trainer options: fp32 eager steps, bf16 autocast (+ channels_last), CUDA graph replays
     "eager": {"cuda_graph": False},
-    "eager-textbook": {"cuda_graph": False, "model": "textbook"},  # mnistlab's loop training the reference's LeNet-5
     "eager+amp": {"cuda_graph": False, "amp": True},
     "eager+amp+cl": {"cuda_graph": False, "amp": True, "channels_last": True},
-    "eager-textbook+amp+cl": {"cuda_graph": False, "amp": True, "channels_last": True, "model": "textbook"},
     "graph": {"cuda_graph": True},
     "graph+amp+cl": {"cuda_graph": True, "amp": True, "channels_last": True},
 }
-
-
-def textbook_lenet5() -> nn.Module:
-    """LeNet-5 as it is usually written by hand: mnistlab's architecture and parameters, layer by layer."""
-    return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(),
-        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-    )  # fmt: skip
-
-
-MODELS = {"textbook": textbook_lenet5, "mnistlab": LeNet5}
 
 
 def make_optimizer(model, fused: bool | None = None):
@@ -74,14 +53,14 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_mnistlab(data, batch_size: int, augment: AugmentConfig, options: dict, batches: int, warmup: int) -> float:
+def time_mnistlab(data, batch_size: int, augment: AugmentSettings, options: dict, batches: int, warmup: int) -> float:
     """Images/s of Trainer.train_step on batches sliced from the on-device training tensors."""
     device = data.train.labels.device
-    options = dict(options)
     torch.manual_seed(0)
-    model = MODELS[options.pop("model", "mnistlab")]().to(device)
+    trainer_settings = speed_settings(TrainerSettings(batch_size=batch_size, progress=False, **options), device)
+    model = prepare_model(LeNet5(), trainer_settings, device)
     optimizer = make_optimizer(model, fused=device.type in ("cpu", "cuda"))  # mnistlab's default: optimizer.fused=null
-    settings = accelerator_settings(TrainSettings(batch_size=batch_size, augment=augment, progress=False, **options), device)
+    settings = Settings(trainer_settings, RegularizationSettings(augment=augment), DataSettings(), seed=0)
     trainer = Trainer(model, optimizer, constant(optimizer, 1, 1), data, settings, Path("."))
     loss_sum, seen, started = torch.zeros((), device=device), 0, None
     while True:
@@ -97,9 +76,7 @@ def time_mnistlab(data, batch_size: int, augment: AugmentConfig, options: dict, 
                 return seen / (time.perf_counter() - started)
 
 
-def time_reference(
-    root: Path, device: torch.device, batch_size: int, augment: bool, workers: int, batches: int, warmup: int, model: str = "textbook"
-) -> float:
+def time_reference(root: Path, device: torch.device, batch_size: int, augment: bool, workers: int, batches: int, warmup: int) -> float:
     """Images/s of the same step fed by torchvision's MNIST dataset and a DataLoader."""
     steps = [transforms.RandomAffine(10, translate=(0.1, 0.1), scale=(0.9, 1.1))] if augment else []
     dataset = datasets.MNIST(
@@ -112,7 +89,7 @@ def time_reference(
         dataset, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda"
     )
     torch.manual_seed(0)
-    model = MODELS[model]().to(device)
+    model = LeNet5().to(device)
     optimizer = make_optimizer(model)
     loss_sum, seen, started, rate = torch.zeros((), device=device), 0, None, None
     while rate is None:
@@ -170,36 +147,26 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"torch {torch.__version__} on {name}; median of {args.repeats} x {args.batches} batches")
     width = max(14, *map(len, variants))
-    print(
-        f"{'augment':<8} {'batch':>5} {'reference img/s':>16} {'(workers)':>9} {'with our LeNet5':>16}"
-        f" {'mnistlab':>{width}} {'img/s':>9} {'ratio':>6}"
-    )
+    print(f"{'augment':<8} {'batch':>5} {'reference img/s':>16} {'(workers)':>9} {'mnistlab':>{width}} {'img/s':>9} {'ratio':>6}")
     results = {}
     for augment in (False, True):
         for batch_size in args.batch_sizes:
             ours = {v: [] for v in variants}
-            ref = {(model, workers): [] for model in ("textbook", "mnistlab") for workers in (0, 2)}
+            ref = {workers: [] for workers in (0, 2)}
             for _ in range(args.repeats):  # interleaved, so drifts of a noisy machine hit all
                 for variant in variants:
-                    ours[variant].append(
-                        time_mnistlab(
-                            data, batch_size, AFFINE if augment else AugmentConfig(), VARIANTS[variant], args.batches, args.warmup
-                        )
-                    )
-                for model, workers in ref:
-                    ref[model, workers].append(
-                        time_reference(Path(tmp.name), device, batch_size, augment, workers, args.batches, args.warmup, model)
-                    )
-            best = {model: max((0, 2), key=lambda w, m=model: statistics.median(ref[m, w])) for model in ("textbook", "mnistlab")}
-            theirs = statistics.median(ref["textbook", best["textbook"]])
-            theirs_our_model = statistics.median(ref["mnistlab", best["mnistlab"]])
+                    affine = AFFINE if augment else AugmentSettings()
+                    ours[variant].append(time_mnistlab(data, batch_size, affine, VARIANTS[variant], args.batches, args.warmup))
+                for workers in ref:
+                    ref[workers].append(time_reference(Path(tmp.name), device, batch_size, augment, workers, args.batches, args.warmup))
+            best = max(ref, key=lambda w: statistics.median(ref[w]))
+            theirs = statistics.median(ref[best])
             for variant in variants:
                 mine = statistics.median(ours[variant])
-                ratio = statistics.median(m / r for m, r in zip(ours[variant], ref["textbook", best["textbook"]], strict=True))
+                ratio = statistics.median(m / r for m, r in zip(ours[variant], ref[best], strict=True))
                 results[augment, batch_size, variant] = mine
                 print(
-                    f"{'yes' if augment else 'no':<8} {batch_size:>5} {theirs:>16,.0f} {best['textbook']:>9} {theirs_our_model:>16,.0f}"
-                    f" {variant:>{width}} {mine:>9,.0f} {ratio:>5.2f}x"
+                    f"{'yes' if augment else 'no':<8} {batch_size:>5} {theirs:>16,.0f} {best:>9} {variant:>{width}} {mine:>9,.0f} {ratio:>5.2f}x"
                 )
             results[augment, batch_size, "reference"] = theirs
     for batch_size in args.batch_sizes:

@@ -3,45 +3,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from mnistlab.data import MEAN, STD
+from mnistlab.settings import AugmentSettings
 
 BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalization
-
-
-@dataclass
-class AugmentConfig:
-    """Ranges of the random warp; all zeros (the default) means no augmentation."""
-
-    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
-    translate: float = 0.0  # fraction of the image size, uniform in [-translate, translate] per axis
-    scale: float = 0.0  # relative, uniform in [1 - scale, 1 + scale]
-    elastic_alpha: float = 0.0  # displacement strength in pixels (0: no elastic distortion)
-    elastic_sigma: float = 7.0  # smoothness: spacing of the field's random control points, in pixels
-
-    @property
-    def enabled(self) -> bool:
-        return any(v > 0 for v in (self.rotation, self.translate, self.scale, self.elastic_alpha))
-
-    def validate(self) -> None:
-        for key in ("rotation", "translate", "scale", "elastic_alpha"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"regularization.augment.{key} must be >= 0, got {getattr(self, key)}")
-        if self.scale >= 1:
-            raise ValueError(f"regularization.augment.scale must be < 1, got {self.scale}")
-        if self.elastic_sigma <= 0:
-            raise ValueError(f"regularization.augment.elastic_sigma must be > 0, got {self.elastic_sigma}")
 
 
 def _uniform(n: int, bound: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
 
 
-def _elastic_field(n: int, h: int, w: int, cfg: AugmentConfig, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _elastic_field(n: int, h: int, w: int, cfg: AugmentSettings, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Smooth random displacements (n, h, w, 2) in grid units, after Simard et al. (2003).
 
     Random control points every ``elastic_sigma`` pixels, upsampled bicubically: as smooth as a
@@ -67,7 +43,7 @@ def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return planes.permute(0, 2, 3, 1)
 
 
-def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, cfg: AugmentSettings, generator: torch.Generator) -> torch.Tensor:
     """Warp a normalized batch (N, 1, H, W) with per-sample random rotation, shift, scale (and elastic field)."""
     if not cfg.enabled:
         return images

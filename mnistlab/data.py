@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from mnistlab.errors import DataError
 
 MEAN, STD = 0.1307, 0.3081
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -22,10 +25,6 @@ CHECKSUMS = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 IDX_MAGIC = {0x00000801: 1, 0x00000803: 3}  # unsigned-byte labels (1-D), images (3-D)
-
-
-class DataError(RuntimeError):
-    """The dataset files are missing, truncated or corrupt."""
 
 
 def resolve_root(root: str | Path) -> Path:
@@ -132,6 +131,11 @@ def normalize(images: torch.Tensor, device: torch.device | str = "cpu") -> torch
     return x.sub_(MEAN).div_(STD)
 
 
+def pixels(images: torch.Tensor) -> np.ndarray:
+    """Normalized images (N, 1, H, W) back to pixel values in [0, 1], (N, H, W) on the CPU, for figures."""
+    return (images[:, 0].float().cpu() * STD + MEAN).numpy()
+
+
 @dataclass
 class Split:
     """Images (normalized, on the device) and labels of one split."""
@@ -155,8 +159,6 @@ class DeviceData:
 def prepare(arrays: MnistArrays, device: torch.device | str, val_size: int = 0, seed: int = 0) -> DeviceData:
     """Move MNIST to ``device``; carve a validation split of ``val_size`` images, chosen by ``seed``."""
     n = len(arrays.train_labels)
-    if not 0 <= val_size < n:
-        raise ValueError(f"data.val_size must be in [0, {n}), got {val_size}")
     images, labels = arrays.train_images, arrays.train_labels
     val = None
     if val_size:
@@ -185,5 +187,7 @@ def ordered_batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tenso
         yield split.images[start : start + batch_size], split.labels[start : start + batch_size]
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)
+def steps_per_epoch(n: int, batch_size: int, limit: int | None = None) -> int:
+    """Training steps in one epoch of ``n`` images, at most ``limit``."""
+    steps = -(-n // batch_size)
+    return min(steps, limit) if limit else steps

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import logging
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from mnistlab.augment import AugmentConfig, augment_batch
+from mnistlab.augment import augment_batch
 from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, steps_per_epoch
+from mnistlab.errors import CheckpointError
 from mnistlab.graphs import GraphedStep, portable_state
+from mnistlab.runfiles import CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, save_checkpoint, truncate_metrics
+from mnistlab.settings import Settings
 
 log = logging.getLogger(__name__)
-
-METRICS_FILE, CHECKPOINT_FILE = "metrics.csv", "checkpoint.pt"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing or does not fit the configured run."""
-
-
-@dataclass
-class TrainSettings:
-    """What the loop needs from the config (``trainer.*`` and ``regularization.*``)."""
-
-    epochs: int = 15
-    batch_size: int = 128
-    eval_batch_size: int = 2000
-    label_smoothing: float = 0.0
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    target_acc: float | None = None  # stop once test accuracy (%) reaches this
-    early_stopping_patience: int | None = None  # epochs without val improvement before stopping
-    keep_best: bool = False  # restore the weights of the best val epoch at the end
-    checkpoint: bool = True
-    progress: bool = True
-    amp: bool = False  # bf16 autocast (CUDA, or a CPU with native bf16)
-    channels_last: bool = False
-    cuda_graph: bool | None = False  # capture the training step in a CUDA graph (CUDA only); None: decide per device
 
 
 @dataclass
@@ -88,60 +64,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 2000, channels_la
     return loss_sum.item() / n, 100.0 * (pred == split.labels).sum().item() / n, pred.cpu()
 
 
-# ---------------------------------------------------------------- run files
-
-
-def append_metrics(path: Path, row: dict[str, Any]) -> None:
-    """Append one row (header first if the file is new), flushed to disk."""
-    new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def truncate_metrics(path: Path, last_epoch: int) -> list[dict[str, float]]:
-    """Keep only rows up to ``last_epoch`` (rows of an epoch whose checkpoint never landed go)."""
-    rows = [r for r in read_metrics(path) if r["epoch"] <= last_epoch]
-    tmp = path.with_suffix(".tmp")
-    tmp.unlink(missing_ok=True)
-    for row in rows:
-        append_metrics(tmp, {k: int(v) if k == "epoch" else v for k, v in row.items()})
-    if rows:
-        os.replace(tmp, path)
-    else:
-        path.unlink(missing_ok=True)
-    return rows
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a killed process leaves the previous checkpoint intact."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise CheckpointError(
-            f"trainer.resume=true but there is no checkpoint at {path}; start a new run without trainer.resume, or point hydra.run.dir at the run to resume"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} cannot be loaded ({type(err).__name__}: {err}); it is corrupt or not a mnistlab checkpoint") from err
+# ---------------------------------------------------------------- training
 
 
 def check_identity(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
@@ -154,9 +77,6 @@ def check_identity(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-# ---------------------------------------------------------------- training
-
-
 class Trainer:
     """Fits one model on on-device MNIST, writing metrics.csv and checkpoint.pt into ``run_dir``."""
 
@@ -166,21 +86,20 @@ class Trainer:
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         data: DeviceData,
-        settings: TrainSettings,
+        settings: Settings,
         run_dir: Path,
-        seed: int = 0,
         identity: dict[str, Any] | None = None,
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.data, self.settings, self.run_dir = data, settings, Path(run_dir)
+        self.data, self.run_dir = data, Path(run_dir)
+        self.settings, self.reg = settings.trainer, settings.regularization
         self.device = data.train.labels.device
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
         self.identity = identity or {}  # what a checkpoint must match to be resumed (the model config)
         self.start_epoch, self.elapsed, self.history = 1, 0.0, []
         self.best_val, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
-        if settings.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.graphed = GraphedStep(self._update, optimizer) if settings.cuda_graph and self.device.type == "cuda" else None
+        self.steps_per_epoch = steps_per_epoch(len(data.train), self.settings.batch_size, self.settings.limit_batches)
+        self.graphed = GraphedStep(self._update, optimizer) if self.settings.cuda_graph and self.device.type == "cuda" else None
 
     @property
     def metrics_path(self) -> Path:
@@ -240,14 +159,14 @@ class Trainer:
 
     def _inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A training batch as the model sees it: augmented, in the configured memory format."""
-        x = augment_batch(x, self.settings.augment, generator)
+        x = augment_batch(x, self.reg.augment, generator)
         return x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x
 
     def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training loss and the logits of one batch."""
         with self._autocast():
             logits = self.model(x)
-        return F.cross_entropy(logits.float(), y, label_smoothing=self.settings.label_smoothing), logits
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.reg.label_smoothing), logits
 
     def _update(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, backward and optimizer update; returns the loss and the number correct (device tensors)."""
@@ -264,37 +183,35 @@ class Trainer:
         return loss, hits
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        """One pass over the shuffled training split; returns mean loss and accuracy (%)."""
+        """One pass over the shuffled training split (or its first ``limit_batches``); returns mean loss and accuracy (%)."""
         s = self.settings
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
-        total = len(self.data.train)
+        seen, steps = 0, self.steps_per_epoch
         bar = tqdm(
-            total=steps_per_epoch(total, s.batch_size),
-            desc=f"epoch {epoch}/{s.epochs}",
-            leave=False,
-            disable=not (s.progress and sys.stderr.isatty()),
-            file=sys.stderr,
+            total=steps, desc=f"epoch {epoch}/{s.epochs}", leave=False, disable=not (s.progress and sys.stderr.isatty()), file=sys.stderr
         )
-        for step, (x, y) in enumerate(shuffled_batches(self.data.train, s.batch_size, self.generator)):
+        batches = shuffled_batches(self.data.train, s.batch_size, self.generator)
+        for step, (x, y) in zip(range(steps), batches, strict=False):
             loss, hits = self.train_step(x, y)
             loss_sum += loss * len(y)
             correct += hits
-            if step % 50 == 0 or step == bar.total - 1:
+            seen += len(y)
+            if step % 50 == 0 or step == steps - 1:
                 running = loss_sum.item()
                 if not math.isfinite(running):
                     bar.close()
                     raise Diverged(f"training loss became {running} in epoch {epoch}, step {step}; lower optimizer.lr")
-                bar.set_postfix(loss=f"{running / ((step + 1) * s.batch_size):.4f}", refresh=False)
+                bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
             bar.update()
         bar.close()
-        return loss_sum.item() / total, 100.0 * correct.item() / total
+        return loss_sum.item() / seen, 100.0 * correct.item() / seen
 
     # -- the loop
 
     def fit(self) -> FitResult:
-        s = self.settings
+        s, reg = self.settings, self.reg
         status, time_to_target, stopped_early = "completed", None, False
         warmup = self.warm_up() if self.start_epoch <= s.epochs else 0.0
         try:
@@ -321,23 +238,23 @@ class Trainer:
                 append_metrics(self.metrics_path, row)
                 if s.checkpoint:
                     save_checkpoint(self.checkpoint_path, self.state(epoch))
-                log.info(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+                log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
                 if s.target_acc is not None and test_acc >= s.target_acc:
                     time_to_target = self.elapsed
                     log.info("reached test accuracy %.2f%% >= %.2f%% after %.2f s", test_acc, s.target_acc, self.elapsed)
                     break
-                if s.early_stopping_patience and self.bad_epochs >= s.early_stopping_patience:
+                if reg.early_stopping_patience and self.bad_epochs >= reg.early_stopping_patience:
                     log.info("early stopping: no val improvement for %d epochs", self.bad_epochs)
                     stopped_early = True
                     break
         except KeyboardInterrupt:
             log.warning("interrupted; the last finished epoch is kept in %s", self.run_dir)
             status = "interrupted"
-        if s.keep_best and self.best_state is not None and status == "completed":
+        if reg.keep_best and self.best_state is not None and status == "completed":
             self.model.load_state_dict(self.best_state)
             log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best_val)
         return FitResult(
-            status, self.history, self.elapsed, warmup, self.best_epoch if s.keep_best else None, time_to_target, stopped_early
+            status, self.history, self.elapsed, warmup, self.best_epoch if reg.keep_best else None, time_to_target, stopped_early
         )
 
     def warm_up(self, force: bool = False) -> float:
@@ -372,7 +289,7 @@ class Trainer:
     def _track_best(self, epoch: int, val_acc: float) -> None:
         if val_acc > self.best_val:
             self.best_val, self.best_epoch, self.bad_epochs = val_acc, epoch, 0
-            if self.settings.keep_best:
+            if self.reg.keep_best:
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             self.bad_epochs += 1

@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from mnistlab.errors import ConfigError
+
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
@@ -28,7 +30,7 @@ def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> N
         elif isinstance(optimizer, torch.optim.SGD):
             group["fused"], group["foreach"] = True, False  # the fused kernel reads a tensor lr on the device
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"trainer.cuda_graph cannot capture {type(optimizer).__name__}; use SGD, Adam or AdamW, or trainer.cuda_graph=false"
             )
         group["lr"] = torch.tensor(float(group["lr"]), device=device)

@@ -5,24 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 SPLITS = (("train", "-"), ("test", "--"), ("val", ":"))
 
 
-def _save(fig, path: Path) -> Path:
+def _subplots(*grid: int, **kwargs) -> tuple[Figure, np.ndarray]:
+    """A figure outside pyplot: no global backend or figure registry is touched."""
+    fig = Figure(figsize=kwargs.pop("figsize"))
+    return fig, fig.subplots(*grid, **kwargs)
+
+
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
 def run_curves(history: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Loss and accuracy against epoch for train, test (and val) of one run."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _subplots(1, 2, figsize=(10, 4))
     for ax, metric, label in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "acc", "accuracy (%)")):
         for split, style in SPLITS:
             column = f"{split}_{metric}"
@@ -42,7 +45,7 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes:
     """Counts of true (rows) vs predicted (columns) labels on the test set."""
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, preds), 1)
-    fig, ax = plt.subplots(figsize=(6, 5.5))
+    fig, ax = _subplots(figsize=(6, 5.5))
     shown = matrix.astype(float)
     np.fill_diagonal(shown, np.nan)  # colour the errors; the diagonal would swamp the scale
     image = ax.imshow(shown, cmap="Reds")
@@ -65,7 +68,7 @@ def mistakes(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Pa
     wrong = np.flatnonzero(labels != preds)[:limit]
     cols = 8
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong, strict=False):
@@ -77,9 +80,9 @@ def mistakes(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Pa
 
 def sweep_curves(histories: pd.DataFrame, keys: list[str], path: Path) -> Path:
     """Train/test loss and accuracy per epoch: one line per group (mean over seeds), band = min..max."""
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    fig, axes = _subplots(2, 2, figsize=(11, 8), sharex=True)
     groups = histories.groupby(keys, sort=False) if keys else [((), histories)]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (values, frame) in enumerate(groups):
         values = values if isinstance(values, tuple) else (values,)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all runs"
@@ -103,7 +106,7 @@ def sweep_curves(histories: pd.DataFrame, keys: list[str], path: Path) -> Path:
 
 def comparison_bars(comparison: pd.DataFrame, labels: list[str], params: list, path: Path) -> Path:
     """Final test accuracy per group, mean with std error bars, parameter count in the label."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(labels) + 2), 4.5))
+    fig, ax = _subplots(figsize=(max(6, 1.3 * len(labels) + 2), 4.5))
     means = comparison["final_test_acc_mean"] if "final_test_acc_mean" in comparison else pd.Series([np.nan] * len(labels))
     stds = comparison["final_test_acc_std"].fillna(0) if "final_test_acc_std" in comparison else 0
     names = [f"{label}\n({int(p):,} params)" if pd.notna(p) else label for label, p in zip(labels, params, strict=True)]
@@ -122,3 +125,11 @@ def comparison_bars(comparison: pd.DataFrame, labels: list[str], params: list, p
     ax.set_title("final test accuracy per group (mean ± std over seeds)")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def run_figures(run_dir: Path, summary: dict, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> None:
+    """A completed run's curves.png, confusion.png and mistakes.png from its test images (N, 28, 28), labels and predictions."""
+    title = f"{summary['model']} ({summary['params']:,} params): test accuracy {summary['final_test_acc']:.2f}%"
+    run_curves(pd.DataFrame(history), run_dir / "curves.png", title)
+    confusion_matrix(labels, preds, run_dir / "confusion.png")
+    mistakes(images, labels, preds, run_dir / "mistakes.png")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from mnistlab import plots
+from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +26,21 @@ METRICS = [
     "seconds",
     "time_to_target",
 ]
-NOT_GROUPED = {"seed", "trainer.resume", "trainer.progress", "trainer.plots"}  # keys that never define a group
+NOT_GROUPED = {
+    "seed",
+    "trainer.resume",
+    "trainer.progress",
+    "trainer.plots",
+    "trainer.threads",
+    "trainer.device",
+}  # keys that never define a group
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     """Run directories (those with ``.hydra/overrides.yaml``) given directly or found under sweep directories."""
     runs: list[Path] = []
     for path in map(Path, paths):
-        if (path / ".hydra" / "overrides.yaml").is_file():
+        if (path / OVERRIDES_FILE).is_file():
             runs.append(path)
         else:
             runs += sorted((p.parent.parent for p in path.rglob("overrides.yaml") if p.parent.name == ".hydra"), key=_job_order)
@@ -45,32 +51,14 @@ def _job_order(path: Path) -> tuple:
     return (str(path.parent), int(path.name) if path.name.isdigit() else math.inf, path.name)
 
 
-def _parse_overrides(run_dir: Path) -> dict[str, str]:
-    items = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    out = {}
-    for item in items:
-        key, _, value = str(item).partition("=")
-        key = key.lstrip("+~")
-        if not key.startswith("hydra."):
-            out[key] = value
-    return out
-
-
-def _read_summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """One row per run (overrides as columns), the per-epoch histories, and the override keys."""
     rows, histories, keys = [], [], []
     for run_dir in run_dirs:
-        overrides = _parse_overrides(run_dir)
+        overrides = read_overrides(run_dir)
         keys += [k for k in overrides if k not in keys]
-        summary = _read_summary(run_dir)
-        metrics_path = run_dir / "metrics.csv"
+        summary = read_summary(run_dir)
+        metrics_path = run_dir / METRICS_FILE
         history = pd.read_csv(metrics_path) if metrics_path.is_file() and metrics_path.stat().st_size else pd.DataFrame()
         status = summary.get("status") or ("unfinished" if history.empty else "running")
         row = {"job": run_dir.name, "model": summary.get("model"), **overrides, "status": status, "params": summary.get("params")}

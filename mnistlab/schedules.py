@@ -20,8 +20,13 @@ def onecycle(
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
 ) -> LRScheduler:
-    """Linear warm-up to the optimizer's lr, then cosine annealing to ~0 (Smith & Topin 2019)."""
+    """Linear warm-up to the optimizer's lr, then cosine annealing to ~0 (Smith & Topin 2019).
+
+    Very short runs (``trainer.limit_batches``) warm up for at least 1.5 steps: OneCycleLR divides by zero
+    when the warm-up ends exactly at its first step.
+    """
     max_lr = [group["lr"] for group in optimizer.param_groups]
+    pct_start = min(max(pct_start, 1.5 / total_steps), 0.99)
     return OneCycleLR(
         optimizer,
         max_lr=max_lr,

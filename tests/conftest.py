@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from mnistlab.data import DeviceData, Split, load_mnist
+from mnistlab.settings import DataSettings, RegularizationSettings, Settings, TrainerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -29,6 +30,11 @@ def make_cfg():
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+def settings(seed: int = 0, regularization: RegularizationSettings | None = None, **trainer) -> Settings:
+    """Typed settings for a Trainer built by hand: ``trainer`` fields as keywords (progress bar off)."""
+    return Settings(TrainerSettings(**{"progress": False, **trainer}), regularization or RegularizationSettings(), DataSettings(), seed)
 
 
 @pytest.fixture

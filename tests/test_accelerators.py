@@ -2,54 +2,69 @@
 
 import logging
 import math
+import os
 
 import pytest
 import torch
 
-from conftest import new_dir, run_interrupted_then_resumed
-from mnistlab import train
-from mnistlab.augment import AugmentConfig
-from mnistlab.engine import Trainer, TrainSettings
+from conftest import new_dir, run_interrupted_then_resumed, settings
+from mnistlab import device, train
+from mnistlab.device import prepare_model, speed_settings
+from mnistlab.engine import Trainer
+from mnistlab.errors import ConfigError
 from mnistlab.graphs import make_capturable, portable_state
 from mnistlab.models import LeNet5
 from mnistlab.schedules import onecycle
+from mnistlab.settings import AugmentSettings, RegularizationSettings, TrainerSettings
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def lenet_trainer(data, run_dir, seed=0, optimizer="sgd", batch_norm=False, dropout=0.0, **settings):
+def lenet_trainer(data, run_dir, seed=0, optimizer="sgd", batch_norm=False, dropout=0.0, augment=None, **trainer):
     torch.manual_seed(seed)
-    model = LeNet5(batch_norm=batch_norm, dropout=dropout).to(data.train.images.device)
+    trainer = {"batch_size": 64, "epochs": 2, **trainer}
+    run = settings(seed, RegularizationSettings(augment=augment or AugmentSettings()), **trainer)
+    model = prepare_model(LeNet5(batch_norm=batch_norm, dropout=dropout), run.trainer, data.train.images.device)
     if optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    batch_size, epochs = settings.setdefault("batch_size", 64), settings.setdefault("epochs", 2)
-    steps = math.ceil(len(data.train) / batch_size)
-    return Trainer(
-        model, optimizer, onecycle(optimizer, epochs * steps, steps), data, TrainSettings(progress=False, **settings), run_dir, seed=seed
-    )
+    steps = math.ceil(len(data.train) / trainer["batch_size"])
+    return Trainer(model, optimizer, onecycle(optimizer, trainer["epochs"] * steps, steps), data, run, run_dir)
 
 
-def test_cuda_only_options_are_dropped_off_cuda():
-    settings = train.accelerator_settings(TrainSettings(cuda_graph=True, amp=True), torch.device("cpu"))
-    assert settings.cuda_graph is False
-    assert settings.amp is train.cpu_has_native_bf16()
-    assert train.accelerator_settings(TrainSettings(amp=True), torch.device("mps")).amp is False
+def test_cuda_only_options_are_dropped_off_cuda(caplog):
+    with caplog.at_level(logging.INFO, logger=device.log.name):
+        resolved = speed_settings(TrainerSettings(cuda_graph=True, amp=True, compile=True), torch.device("cpu"))
+    assert resolved.cuda_graph is False and resolved.compile is False
+    assert resolved.amp is device.cpu_has_native_bf16()
+    assert "trainer.cuda_graph applies on CUDA only; ignored on cpu" in caplog.text
+    assert "trainer.compile applies on CUDA only; ignored on cpu" in caplog.text
+    assert speed_settings(TrainerSettings(amp=True), torch.device("mps")).amp is False
 
 
 def test_amp_on_cpu_without_channels_last_gets_a_hint(monkeypatch, caplog):
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: True)
-    with caplog.at_level(logging.INFO, logger=train.log.name):
-        assert train.accelerator_settings(TrainSettings(amp=True), torch.device("cpu")).amp is True
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    with caplog.at_level(logging.INFO, logger=device.log.name):
+        assert speed_settings(TrainerSettings(amp=True), torch.device("cpu")).amp is True
     assert "trainer.amp without trainer.channels_last" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=train.log.name):
-        train.accelerator_settings(TrainSettings(amp=True, channels_last=True), torch.device("cpu"))
+    with caplog.at_level(logging.INFO, logger=device.log.name):
+        speed_settings(TrainerSettings(amp=True, channels_last=True), torch.device("cpu"))
     assert "channels_last" not in caplog.text
 
 
-@pytest.mark.skipif(not train.cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_threads_follow_the_setting_or_the_launchers_share():
+    before = torch.get_num_threads()
+    try:
+        assert device.set_threads(1, None) == 1
+        assert device.set_threads(None, 2) == max(1, (os.cpu_count() or 1) // 2)
+        assert device.set_threads(None, -1) == 1  # joblib's n_jobs=-1: every core busy with a job
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not device.cpu_has_native_bf16(), reason="this CPU has no native bf16")
 def test_bf16_autocast_on_cpu_trains_in_mixed_precision(tiny_data, tmp_path):
     trainer = lenet_trainer(tiny_data, tmp_path, amp=True, channels_last=True)
     x = tiny_data.train.images[:64]
@@ -75,7 +90,7 @@ def test_capturable_sgd_reads_its_lr_from_a_tensor_the_scheduler_updates():
 
 def test_optimizers_that_cannot_be_captured_are_named():
     optimizer = torch.optim.LBFGS(torch.nn.Linear(3, 2).parameters())
-    with pytest.raises(ValueError, match="trainer.cuda_graph cannot capture LBFGS"):
+    with pytest.raises(ConfigError, match="trainer.cuda_graph cannot capture LBFGS"):
         make_capturable(optimizer, torch.device("cpu"))
 
 
@@ -113,7 +128,7 @@ def test_graphed_steps_compute_what_eager_steps_compute(tiny_data, tmp_path, opt
 
 
 def test_warm_up_leaves_weights_buffers_gradients_and_random_streams_alone(tiny_data, tmp_path):
-    affine = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
+    affine = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
     trainer = lenet_trainer(tiny_data, tmp_path, batch_norm=True, dropout=0.3, augment=affine, batch_size=100, eval_batch_size=50)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     rng, generator = torch.get_rng_state(), trainer.generator.get_state()
@@ -126,7 +141,7 @@ def test_warm_up_leaves_weights_buffers_gradients_and_random_streams_alone(tiny_
 
 @cuda
 def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data, tmp_path):
-    affine = AugmentConfig(rotation=10, translate=0.1, scale=0.1)
+    affine = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
     trainer = lenet_trainer(
         _on_cuda(tiny_data), tmp_path, cuda_graph=True, amp=True, channels_last=True, dropout=0.2, augment=affine, epochs=4
     )
@@ -154,15 +169,14 @@ def _on_cuda(data):
 
 
 def test_cuda_graph_auto_means_on_cuda_only(make_cfg):
-    from mnistlab.config import train_settings
+    from mnistlab.settings import load_settings
 
-    settings = train_settings(make_cfg())
-    assert settings.cuda_graph is None  # auto
-    assert train.accelerator_settings(settings, torch.device("cpu")).cuda_graph is False
-    assert train.accelerator_settings(settings, torch.device("cuda")).cuda_graph is True
+    trainer = load_settings(make_cfg()).trainer
+    assert trainer.cuda_graph == "auto"
+    assert speed_settings(trainer, torch.device("cpu")).cuda_graph is False
+    assert speed_settings(trainer, torch.device("cuda")).cuda_graph is True
 
 
 def test_cuda_graph_auto_leaves_a_compiled_model_to_torch_compile():
-    auto = TrainSettings(cuda_graph=None)
-    assert train.accelerator_settings(auto, torch.device("cuda"), compiled=True).cuda_graph is False
-    assert train.accelerator_settings(TrainSettings(cuda_graph=True), torch.device("cuda"), compiled=True).cuda_graph is True
+    assert speed_settings(TrainerSettings(compile=True), torch.device("cuda")).cuda_graph is False
+    assert speed_settings(TrainerSettings(compile=True, cuda_graph=True), torch.device("cuda")).cuda_graph is True

@@ -2,9 +2,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnistlab.augment import BACKGROUND, AugmentConfig, _affine_grid, augment_batch
+from mnistlab.augment import BACKGROUND, _affine_grid, augment_batch
+from mnistlab.errors import ConfigError
+from mnistlab.settings import AugmentSettings
 
-AFFINE = AugmentConfig(rotation=15, translate=0.1, scale=0.1)
+AFFINE = AugmentSettings(rotation=15, translate=0.1, scale=0.1)
 
 
 def digits(n=8):
@@ -21,7 +23,7 @@ def test_shape_dtype_device_preserved():
 
 def test_disabled_is_identity():
     x = digits()
-    assert augment_batch(x, AugmentConfig(), torch.Generator()) is x
+    assert augment_batch(x, AugmentSettings(), torch.Generator()) is x
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds():
@@ -32,7 +34,7 @@ def test_deterministic_for_a_seed_and_different_across_seeds():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("cfg", [AFFINE, AugmentConfig(elastic_alpha=3.0)])
+@pytest.mark.parametrize("cfg", [AFFINE, AugmentSettings(elastic_alpha=3.0)])
 def test_each_sample_gets_its_own_warp(cfg):
     out = augment_batch(digits(16), cfg, torch.Generator().manual_seed(0))
     flat = out.flatten(1)
@@ -47,8 +49,8 @@ def test_background_stays_black_and_ink_is_kept():
 
 
 def test_bad_ranges_name_the_key():
-    with pytest.raises(ValueError, match="regularization.augment.scale"):
-        AugmentConfig(scale=1.5).validate()
+    with pytest.raises(ConfigError, match="regularization.augment.scale must be < 1, got 1.5"):
+        AugmentSettings(scale=1.5)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -3,14 +3,18 @@
 import json
 
 import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
-from conftest import run_cli
-from mnistlab.train import cpu_has_native_bf16
+import mnistlab.train  # noqa: F401  (registers the ${uid:} resolver)
+from conftest import CONF, run_cli
+from mnistlab.device import cpu_has_native_bf16
 
 
 def test_single_run_writes_all_run_files(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("model=mlp", "trainer.epochs=2", f"hydra.run.dir={run_dir}")
+    proc = run_cli("model=mlp", "trainer.epochs=2", "trainer.limit_batches=100", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in (
         "metrics.csv",
@@ -25,7 +29,7 @@ def test_single_run_writes_all_run_files(tmp_path):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["model"] == "mlp" and summary["params"] == 109_386
-    assert summary["final_test_acc"] > 95 and summary["overrides"] == ["model=mlp", "trainer.epochs=2"]
+    assert summary["final_test_acc"] > 93 and summary["overrides"] == ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=100"]
     assert {"torch", "hydra", "python"} <= set(summary["versions"])
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2]
@@ -35,7 +39,14 @@ def test_single_run_writes_all_run_files(tmp_path):
 def test_module_entry_and_help_from_another_directory(tmp_path):
     proc = run_cli("--help", module=True, cwd=tmp_path)
     assert proc.returncode == 0
-    for line in ("model: lenet5, mlp", "optimizer: adam, adamw, sgd", "regularization:", "scheduler:", "trainer:"):
+    for line in (
+        "model: lenet5, mlp",
+        "optimizer: adam, adamw, sgd",
+        "regularization: all, augment,",
+        "scheduler:",
+        "trainer: default",
+        "data: mnist",
+    ):
         assert line in proc.stdout
 
 
@@ -49,11 +60,16 @@ def test_bad_value_fails_before_training(tmp_path):
 
 
 def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path):
-    proc = run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.run.dir", cwd=tmp_path)
-    again = run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.run.dir", cwd=tmp_path)
-    assert proc.returncode == 0 and "outputs/runs/" in proc.stdout
-    assert proc.stdout != again.stdout
-    sweeps = [run_cli("--cfg", "hydra", "--resolve", "-p", "hydra.sweep.dir", cwd=tmp_path).stdout for _ in range(2)]
+    def resolved(key: str) -> str:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return OmegaConf.select(compose(config_name="config", return_hydra_config=True), key)
+
+    try:
+        runs, sweeps = [resolved("hydra.run.dir") for _ in range(2)], [resolved("hydra.sweep.dir") for _ in range(2)]
+    finally:
+        GlobalHydra.instance().clear()
+    assert "outputs/runs/" in runs[0] and runs[0] != runs[1]
     assert "outputs/sweeps/" in sweeps[0] and sweeps[0] != sweeps[1]
 
 
@@ -61,6 +77,7 @@ def test_accelerator_options_are_accepted_on_cpu(tmp_path):
     proc = run_cli(
         "model=lenet5",
         "trainer.epochs=1",
+        "trainer.limit_batches=100",
         "trainer.plots=false",
         "trainer.device=cpu",
         "trainer.amp=true",
@@ -75,4 +92,4 @@ def test_accelerator_options_are_accepted_on_cpu(tmp_path):
         "trainer.compile applies on CUDA only; ignored on cpu" in text and "trainer.cuda_graph applies on CUDA only; ignored on cpu" in text
     )
     assert ("trainer.amp (bf16 autocast) needs CUDA or a CPU with native bf16; ignored on cpu" in text) is not cpu_has_native_bf16()
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc"] > 97
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc"] > 90

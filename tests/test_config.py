@@ -1,14 +1,22 @@
 import pytest
+import torch
+from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
+from omegaconf.errors import ValidationError
 
 from conftest import CONF
-from mnistlab.config import ConfigError, pick_device, validate
+from mnistlab.device import pick_device
+from mnistlab.errors import ConfigError
 from mnistlab.models import MLP, LeNet5
+from mnistlab.settings import AugmentSettings, TrainerSettings, load_settings
+from mnistlab.train import make_optimizer
 
 
 def test_default_config_is_valid_and_instantiates(make_cfg):
     cfg = make_cfg()
-    validate(cfg)
+    settings = load_settings(cfg)
+    assert isinstance(settings.trainer, TrainerSettings) and settings.trainer.epochs == 15 and settings.seed == 0
+    assert isinstance(settings.regularization.augment, AugmentSettings) and not settings.regularization.augment.enabled
     assert isinstance(instantiate(cfg.model), LeNet5)
     optimizer = instantiate(cfg.optimizer)(params=instantiate(cfg.model).parameters())
     assert type(optimizer).__name__ == "SGD" and optimizer.defaults["nesterov"]
@@ -16,18 +24,16 @@ def test_default_config_is_valid_and_instantiates(make_cfg):
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
 def test_optimizers_take_the_fused_update_on_cpu_unless_told_otherwise(make_cfg, name):
-    import torch
-
-    from mnistlab.train import make_optimizer
-
     model = instantiate(make_cfg().model)
-    assert make_optimizer(make_cfg(f"optimizer={name}"), model, torch.device("cpu")).defaults["fused"] is True
-    assert not make_optimizer(make_cfg(f"optimizer={name}", "optimizer.fused=false"), model, torch.device("cpu")).defaults["fused"]
+    assert make_optimizer(make_cfg(f"optimizer={name}").optimizer, model, torch.device("cpu")).defaults["fused"] is True
+    assert not make_optimizer(make_cfg(f"optimizer={name}", "optimizer.fused=false").optimizer, model, torch.device("cpu")).defaults[
+        "fused"
+    ]
 
 
 def test_group_overrides_compose(make_cfg):
     cfg = make_cfg("model=mlp", "optimizer=adam", "regularization.dropout=0.2")
-    validate(cfg)
+    load_settings(cfg)
     model = instantiate(cfg.model)
     assert isinstance(model, MLP) and model.net[3].p == 0.2
     assert type(instantiate(cfg.optimizer)(params=model.parameters())).__name__ == "Adam"
@@ -36,8 +42,19 @@ def test_group_overrides_compose(make_cfg):
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_every_experiment_preset_composes_and_validates(make_cfg, experiment):
     cfg = make_cfg(f"experiment={experiment}")
-    validate(cfg)
+    load_settings(cfg)
     instantiate(cfg.model)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "regularization").glob("*.yaml")) + ["none"])
+def test_regularization_presets_set_only_regularization_keys(make_cfg, preset):
+    """Groups stay orthogonal: a preset that needs other groups' keys is an experiment."""
+    default, chosen = make_cfg(), make_cfg(f"regularization={preset}")
+    for group in ("trainer", "data", "scheduler"):
+        assert chosen[group] == default[group], group
+    optimizer = {k: v for k, v in chosen.optimizer.items() if k != "weight_decay"}
+    assert optimizer == {k: v for k, v in default.optimizer.items() if k != "weight_decay"}
+    assert chosen.optimizer.weight_decay == chosen.regularization.weight_decay
 
 
 def test_regularization_flows_into_model_and_optimizer(make_cfg):
@@ -45,34 +62,58 @@ def test_regularization_flows_into_model_and_optimizer(make_cfg):
     assert cfg.model.dropout == 0.2 and cfg.optimizer.weight_decay == 5e-4
 
 
+def test_best_and_early_stopping_experiments(make_cfg):
+    best = load_settings(make_cfg("experiment=best"))
+    assert best.trainer.epochs == 30 and best.regularization.batch_norm and best.regularization.augment.enabled
+    early = load_settings(make_cfg("experiment=early_stopping"))
+    assert early.data.val_size == 5000 and early.regularization.keep_best and early.regularization.early_stopping_patience == 4
+
+
 @pytest.mark.parametrize(
-    "override,key",
+    "override,message",
     [
-        ("regularization.dropout=1.5", "regularization.dropout"),
-        ("regularization.dropout=-0.1", "regularization.dropout"),
-        ("regularization.weight_decay=-1", "regularization.weight_decay"),
-        ("optimizer.lr=0", "optimizer.lr"),
-        ("optimizer.lr=-0.1", "optimizer.lr"),
-        ("trainer.epochs=0", "trainer.epochs"),
-        ("trainer.batch_size=0", "trainer.batch_size"),
-        ("trainer.device=tpu", "trainer.device"),
-        ("data.val_size=60000", "data.val_size"),
-        ("regularization.label_smoothing=1", "regularization.label_smoothing"),
-        ("regularization.augment.rotation=-5", "regularization.augment.rotation"),
-        ("trainer.epochs=abc", "trainer.epochs"),
-        ("regularization.keep_best=true", "regularization.keep_best"),
-        ("trainer.cuda_graph=maybe", "trainer.cuda_graph"),
-        ("trainer.amp=yes", "trainer.amp"),
+        ("regularization.dropout=1.5", "regularization.dropout must be < 1, got 1.5"),
+        ("regularization.dropout=-0.1", "regularization.dropout must be >= 0, got -0.1"),
+        ("regularization.weight_decay=-1", "regularization.weight_decay must be >= 0"),
+        ("optimizer.lr=0", "optimizer.lr must be > 0, got 0"),
+        ("optimizer.lr=-0.1", "optimizer.lr must be > 0"),
+        ("trainer.epochs=0", "trainer.epochs must be >= 1, got 0"),
+        ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
+        ("trainer.limit_batches=0", "trainer.limit_batches must be >= 1"),
+        ("trainer.target_acc=101", "trainer.target_acc must be <= 100"),
+        ("trainer.device=tpu", "trainer.device must be one of auto, cpu, cuda, mps"),
+        ("data.val_size=60000", "data.val_size must be < 60000, got 60000"),
+        ("regularization.label_smoothing=1", "regularization.label_smoothing must be < 1"),
+        ("regularization.augment.rotation=-5", "regularization.augment.rotation must be >= 0"),
+        ("regularization.augment.scale=1.5", "regularization.augment.scale must be < 1"),
+        ("regularization.augment.elastic_sigma=0", "regularization.augment.elastic_sigma must be > 0"),
+        ("regularization.augment.translate=nan", "regularization.augment.translate must be >= 0, got nan"),
+        ("regularization.keep_best=true", "regularization.keep_best selects on the validation split"),
+        ("regularization=early_stopping", "regularization.keep_best selects on the validation split"),
+        ("trainer.cuda_graph=maybe", "trainer.cuda_graph must be auto, true or false"),
+        ("seed=abc", "seed must be an integer"),
     ],
 )
-def test_bad_values_fail_naming_the_key(make_cfg, override, key):
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(make_cfg(override))
+def test_bad_values_fail_naming_the_key(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_settings(make_cfg(override))
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [("trainer.epochs=abc", "trainer.epochs"), ("trainer.amp=maybe", "trainer.amp"), ("data.val_size=1.5", "data.val_size")],
+)
+def test_wrong_types_are_refused_while_composing(make_cfg, override, key):
+    with pytest.raises((ConfigCompositionException, ValidationError), match=key.replace(".", r"\.")):
+        make_cfg(override)
+
+
+def test_unknown_keys_are_refused_while_composing(make_cfg):
+    with pytest.raises(ConfigCompositionException, match="trainer.epochz"):
+        make_cfg("trainer.epochz=3")
 
 
 def test_unavailable_device_is_explained():
-    import torch
-
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             pick_device("cuda")

@@ -3,35 +3,32 @@ import math
 import pytest
 import torch
 
-from conftest import new_dir, run_interrupted_then_resumed
-from mnistlab import engine, train
+from conftest import new_dir, run_interrupted_then_resumed, settings
+from mnistlab import runfiles, train
 from mnistlab.data import prepare
-from mnistlab.engine import CheckpointError, Trainer, TrainSettings, evaluate, load_checkpoint
+from mnistlab.engine import Trainer, evaluate
+from mnistlab.errors import CheckpointError
 from mnistlab.models import MLP, LeNet5
+from mnistlab.runfiles import load_checkpoint
 from mnistlab.schedules import constant, onecycle
+from mnistlab.settings import RegularizationSettings
 
 
-def make_trainer(data, run_dir, model=None, lr=0.05, **settings):
+def make_trainer(data, run_dir, model=None, lr=0.05, regularization=None, **trainer):
     model = model or MLP()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    steps = 2 * math.ceil(len(data.train) / settings.get("batch_size", 64))
-    scheduler = onecycle(optimizer, total_steps=steps * settings.get("epochs", 2), steps_per_epoch=steps)
+    trainer = {"batch_size": 64, "epochs": 2, **trainer}
+    steps = math.ceil(len(data.train) / trainer["batch_size"])
+    scheduler = onecycle(optimizer, total_steps=steps * trainer["epochs"], steps_per_epoch=steps)
     return Trainer(
-        model,
-        optimizer,
-        scheduler,
-        data,
-        TrainSettings(**{"batch_size": 64, "epochs": 2, "progress": False, **settings}),
-        run_dir,
-        seed=0,
-        identity={"model": "mlp"},
+        model, optimizer, scheduler, data, settings(regularization=regularization, **trainer), run_dir, identity={"model": "mlp"}
     )
 
 
 def test_fit_writes_metrics_and_a_weights_only_checkpoint(tiny_data, tmp_path):
     result = make_trainer(tiny_data, tmp_path).fit()
     assert result.status == "completed" and len(result.history) == 2
-    rows = engine.read_metrics(tmp_path / "metrics.csv")
+    rows = runfiles.read_metrics(tmp_path / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"}
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
@@ -64,7 +61,7 @@ def test_corrupt_checkpoint_is_explained(tmp_path):
 
 def test_keep_best_restores_the_best_validation_epoch(tiny_data, tmp_path):
     tiny_data.val = tiny_data.test
-    trainer = make_trainer(tiny_data, tmp_path, epochs=3, keep_best=True)
+    trainer = make_trainer(tiny_data, tmp_path, epochs=3, regularization=RegularizationSettings(keep_best=True))
     result = trainer.fit()
     best = max(result.history, key=lambda r: r["val_acc"])
     assert result.best_epoch == best["epoch"]
@@ -99,8 +96,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted(make_cfg, tmp_path, m
     assert stopped["status"] == "interrupted" and stopped["epochs_run"] == 1
     assert resumed["status"] == "completed"
 
-    a = engine.read_metrics(tmp_path / "full" / "metrics.csv")
-    b = engine.read_metrics(tmp_path / "resumed" / "metrics.csv")
+    a = runfiles.read_metrics(tmp_path / "full" / "metrics.csv")
+    b = runfiles.read_metrics(tmp_path / "resumed" / "metrics.csv")
     assert len(a) == len(b) == 2
     for row_a, row_b in zip(a, b, strict=True):
         for key in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"):
@@ -113,9 +110,7 @@ def test_one_epoch_of_lenet5_on_real_mnist(mnist, tmp_path):
     model = LeNet5()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     steps = math.ceil(60_000 / 128)
-    trainer = Trainer(
-        model, optimizer, onecycle(optimizer, steps, steps), data, TrainSettings(epochs=1, batch_size=128, progress=False), tmp_path
-    )
+    trainer = Trainer(model, optimizer, onecycle(optimizer, steps, steps), data, settings(epochs=1, batch_size=128), tmp_path)
     result = trainer.fit()
     assert result.status == "completed"
     assert result.history[0]["test_acc"] >= 97.0
@@ -126,9 +121,26 @@ def test_regularization_all_on_real_mnist_after_one_epoch(make_cfg, tmp_path):
     assert summary["status"] == "completed" and summary["final_test_acc"] >= 97.0
 
 
+def test_limit_batches_trains_that_many_batches_and_completes_the_schedule(tiny_data, tmp_path):
+    trainer = make_trainer(tiny_data, tmp_path, epochs=2, limit_batches=2, batch_size=32)
+    steps = []
+    original = trainer.train_step
+    trainer.train_step = lambda x, y: steps.append(len(y)) or original(x, y)
+    result = trainer.fit()
+    assert result.status == "completed" and steps == [32] * 4
+    assert trainer.scheduler.last_epoch == 4
+
+
+def test_limit_batches_scales_the_schedule_of_a_cli_run(make_cfg, tmp_path):
+    summary = train.run(make_cfg("model=mlp", "trainer.epochs=2", "trainer.limit_batches=3", "trainer.plots=false"), tmp_path)
+    rows = runfiles.read_metrics(tmp_path / "metrics.csv")
+    assert summary["status"] == "completed" and [r["epoch"] for r in rows] == [1, 2]
+    assert rows[1]["lr"] > rows[0]["lr"]  # one-cycle warm-up spans the 6 steps run, not 2 full epochs
+
+
 def test_early_stopping_stops_after_patience_without_improvement(tiny_data, tmp_path):
     tiny_data.val = tiny_data.test
-    result = make_trainer(tiny_data, tmp_path, lr=0.0, epochs=10, early_stopping_patience=2).fit()
+    result = make_trainer(tiny_data, tmp_path, lr=0.0, epochs=10, regularization=RegularizationSettings(early_stopping_patience=2)).fit()
     assert result.stopped_early and len(result.history) == 3  # epoch 1 sets the best; 2 and 3 do not improve
 
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, run_cli
-from mnistlab.engine import read_metrics
+from mnistlab.runfiles import read_metrics
 
-FAST = ("model=mlp", "trainer.plots=false")
+FAST = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=20")
 
 
 def summary(run_dir: Path) -> dict:
@@ -93,7 +93,8 @@ def test_divergence_stops_with_status_and_exit_code(tmp_path):
 def _start(run_dir: Path, *args: str) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).parent / "mnistlab"),
-        *FAST,
+        *FAST[:2],
+        "trainer.limit_batches=400",
         "trainer.epochs=3",
         "trainer.batch_size=32",
         "seed=5",

@@ -100,10 +100,10 @@ def _assert_sweep_outputs(sweep_dir, jobs, groups):
 
 def test_multirun_writes_the_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli("-m", "model=lenet5,mlp", "seed=0,1", "trainer.epochs=1", f"hydra.sweep.dir={sweep_dir}")
+    proc = run_cli("-m", "model=lenet5,mlp", "seed=0,1", "trainer.epochs=1", "trainer.limit_batches=60", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = _assert_sweep_outputs(sweep_dir, 4, 2).set_index("model")
-    assert comparison.loc["lenet5", "final_test_acc_mean"] > 96 and comparison.loc["mlp", "params"] == 109_386
+    assert comparison.loc["lenet5", "final_test_acc_mean"] > 85 and comparison.loc["mlp", "params"] == 109_386
     assert (sweep_dir / "0" / "confusion.png").is_file() and (sweep_dir / "0" / "mistakes.png").is_file()
     report_proc = run_cli(str(sweep_dir), script="mnistlab-report")
     assert report_proc.returncode == 0, report_proc.stderr[-3000:]
@@ -116,6 +116,7 @@ def test_multirun_with_joblib_launcher(tmp_path):
         "-m",
         "model=lenet5,mlp",
         "trainer.epochs=1",
+        "trainer.limit_batches=20",
         "trainer.plots=false",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
@@ -136,6 +137,7 @@ def test_optuna_search_goes_through_the_report(tmp_path):
         "model=mlp",
         "hydra.sweeper.n_trials=2",
         "trainer.epochs=1",
+        "trainer.limit_batches=20",
         "trainer.plots=false",
         f"hydra.sweep.dir={sweep_dir}",
     )
