@@ -64,16 +64,18 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes:
 
 
 def mistakes(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Path, limit: int = 64) -> Path:
-    """A grid of misclassified test digits titled ``true -> predicted``."""
+    """A grid of misclassified test digits, each captioned ``true→predicted``, drawn as one mosaic image."""
     wrong = np.flatnonzero(labels != preds)[:limit]
-    cols = 8
+    cols, (h, w), pad = 8, images.shape[1:], 10  # pad: room for the caption above each digit
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = _subplots(rows, cols, figsize=(cols * 1.2, rows * 1.35), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong, strict=False):
-        ax.imshow(images[i], cmap="gray_r")
-        ax.set_title(f"{labels[i]}→{preds[i]}", fontsize=9, color="tab:red")
+    mosaic = np.zeros((rows * (h + pad), cols * (w + 2)))
+    fig, ax = _subplots(figsize=(cols * 1.2, rows * 1.2 * (h + pad) / (w + 2) + 0.4))
+    for k, i in enumerate(wrong):
+        top, left = (k // cols) * (h + pad) + pad, (k % cols) * (w + 2) + 1
+        mosaic[top : top + h, left : left + w] = images[i]
+        ax.text(left + w / 2, top - 1.5, f"{labels[i]}→{preds[i]}", ha="center", va="bottom", fontsize=9, color="tab:red")
+    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=max(1.0, float(mosaic.max())))
+    ax.axis("off")
     fig.suptitle(f"misclassified test digits (true→predicted), {len(wrong)} of {int((labels != preds).sum())} shown")
     return _save(fig, path)
 

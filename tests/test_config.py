@@ -108,9 +108,11 @@ def test_wrong_types_are_refused_while_composing(make_cfg, override, key):
         make_cfg(override)
 
 
-def test_unknown_keys_are_refused_while_composing(make_cfg):
+def test_unknown_keys_and_options_are_refused_while_composing(make_cfg):
     with pytest.raises(ConfigCompositionException, match="trainer.epochz"):
         make_cfg("trainer.epochz=3")
+    with pytest.raises(ConfigCompositionException, match="Could not find 'model/resnet'"):
+        make_cfg("model=resnet")
 
 
 def test_unavailable_device_is_explained():

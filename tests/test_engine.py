@@ -117,8 +117,9 @@ def test_one_epoch_of_lenet5_on_real_mnist(mnist, tmp_path):
 
 
 def test_regularization_all_on_real_mnist_after_one_epoch(make_cfg, tmp_path):
-    summary = train.run(make_cfg("regularization=all", "trainer.epochs=1", "trainer.plots=false", "trainer.checkpoint=false"), tmp_path)
-    assert summary["status"] == "completed" and summary["final_test_acc"] >= 97.0
+    overrides = ("regularization=all", "trainer.epochs=1", "trainer.limit_batches=150", "trainer.plots=false", "trainer.checkpoint=false")
+    summary = train.run(make_cfg(*overrides), tmp_path)
+    assert summary["status"] == "completed" and summary["final_test_acc"] >= 95.0
 
 
 def test_limit_batches_trains_that_many_batches_and_completes_the_schedule(tiny_data, tmp_path):

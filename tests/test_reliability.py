@@ -13,6 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, run_cli
+from mnistlab import train
+from mnistlab.data import load_mnist
+from mnistlab.errors import CheckpointError, DataError
 from mnistlab.runfiles import read_metrics
 
 FAST = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=20")
@@ -26,16 +29,9 @@ def output(proc) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize(
-    "override,message",
-    [
-        ("trainer.epochz=3", "Could not override 'trainer.epochz'"),
-        ("model=resnet", "Could not find 'model/resnet'"),
-    ],
-)
-def test_unknown_key_or_option_is_reported_by_hydra(tmp_path, override, message):
-    proc = run_cli(override, f"hydra.run.dir={tmp_path}/run")
-    assert proc.returncode != 0 and message in output(proc)
+def test_unknown_key_is_reported_by_hydra(tmp_path):
+    proc = run_cli("trainer.epochz=3", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1 and "Could not override 'trainer.epochz'" in output(proc)
 
 
 def test_missing_data_folder_says_what_to_do(tmp_path):
@@ -61,19 +57,14 @@ def test_damaged_idx_file_is_named(tmp_path, damage, message):
     else:
         (raw / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x09" + bytes(content[4:]))
         target.unlink()
-    proc = run_cli(*FAST, f"data.root={tmp_path}/data", "data.download=false", f"hydra.run.dir={tmp_path}/run")
-    assert proc.returncode == 2 and "t10k-labels-idx1-ubyte" in output(proc) and message in output(proc)
+    with pytest.raises(DataError, match=f"t10k-labels-idx1-ubyte.*{message}"):
+        load_mnist(tmp_path / "data", download=False)
 
 
-def test_resume_without_checkpoint(tmp_path):
-    proc = run_cli(*FAST, "trainer.resume=true", f"hydra.run.dir={tmp_path}/run")
-    assert proc.returncode == 2 and "trainer.resume=true but there is no checkpoint" in output(proc)
-
-
-def test_resume_with_another_models_checkpoint(tmp_path):
-    assert run_cli(*FAST, "trainer.epochs=1", f"hydra.run.dir={tmp_path}/run").returncode == 0
-    proc = run_cli("model=lenet5", "trainer.epochs=1", "trainer.resume=true", f"hydra.run.dir={tmp_path}/run")
-    assert proc.returncode == 2 and "belongs to another run" in output(proc)
+def test_resume_with_another_models_checkpoint(make_cfg, tmp_path):
+    assert train.run(make_cfg(*FAST, "trainer.epochs=1"), tmp_path)["status"] == "completed"
+    with pytest.raises(CheckpointError, match="belongs to another run"):
+        train.run(make_cfg("model=lenet5", "trainer.epochs=1", "trainer.resume=true"), tmp_path)
 
 
 def test_unwritable_output_directory(tmp_path):
@@ -94,7 +85,7 @@ def _start(run_dir: Path, *args: str) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).parent / "mnistlab"),
         *FAST[:2],
-        "trainer.limit_batches=400",
+        "trainer.limit_batches=250",
         "trainer.epochs=3",
         "trainer.batch_size=32",
         "seed=5",
