@@ -129,9 +129,8 @@ def comparison_bars(comparison: pd.DataFrame, labels: list[str], params: list, p
     return _save(fig, path)
 
 
-def run_figures(run_dir: Path, summary: dict, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> None:
+def run_figures(run_dir: Path, title: str, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> None:
     """A completed run's curves.png, confusion.png and mistakes.png from its test images (N, 28, 28), labels and predictions."""
-    title = f"{summary['model']} ({summary['params']:,} params): test accuracy {summary['final_test_acc']:.2f}%"
     run_curves(pd.DataFrame(history), run_dir / "curves.png", title)
     confusion_matrix(labels, preds, run_dir / "confusion.png")
     mistakes(images, labels, preds, run_dir / "mistakes.png")

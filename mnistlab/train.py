@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab import runfiles
 from mnistlab.data import PROJECT_ROOT, load_mnist, pixels, prepare, steps_per_epoch
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
-from mnistlab.engine import Trainer, check_identity, evaluate
+from mnistlab.engine import FitResult, Trainer, check_identity, evaluate
 from mnistlab.errors import UserError
 from mnistlab.models import count_parameters, parameter_table
 from mnistlab.settings import Settings, load_settings
@@ -128,8 +128,24 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "wall_seconds": time.perf_counter() - started}
         runfiles.write_summary(run_dir, summary)
         raise
+    summary |= {**record_result(trainer, result), "wall_seconds": time.perf_counter() - started}
+    runfiles.write_summary(run_dir, summary)
+    log.info(
+        "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
+        summary["model"],
+        result.status,
+        summary.get("final_test_acc", math.nan),
+        summary.get("final_test_loss", math.nan),
+        result.seconds,
+        run_dir,
+    )
+    return summary
+
+
+def record_result(trainer: Trainer, result: FitResult) -> dict[str, Any]:
+    """The summary fields of a finished fit; a completed run's kept weights are evaluated once more and drawn."""
     preds = None
-    if result.status == "completed":  # the kept weights (the best val epoch with keep_best), evaluated once more
+    if result.status == "completed":  # the kept weights (the best val epoch with keep_best)
         final_loss, final_acc, preds = evaluate(
             trainer.model, trainer.data.test, trainer.settings.eval_batch_size, trainer.settings.channels_last
         )
@@ -137,7 +153,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         final_loss, final_acc = result.history[-1]["test_loss"], result.history[-1]["test_acc"]
     else:
         final_loss, final_acc = math.nan, math.nan
-    summary |= {
+    fields = {
         "status": result.status,
         **runfiles.result_fields(result.history, final_loss, final_acc, result.best_epoch),
         "seconds": result.seconds,
@@ -145,24 +161,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "time_to_target": result.time_to_target,
         "selected_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
-        "wall_seconds": time.perf_counter() - started,
     }
-    runfiles.write_summary(run_dir, summary)
-    if settings.trainer.plots and preds is not None:
+    if trainer.settings.plots and preds is not None:
         from mnistlab import plots  # matplotlib and pandas load only when figures are drawn
 
-        test = trainer.data.test
-        plots.run_figures(run_dir, summary, result.history, pixels(test.images), test.labels.cpu().numpy(), preds.numpy())
-    log.info(
-        "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
-        summary["model"],
-        result.status,
-        final_acc,
-        final_loss,
-        result.seconds,
-        run_dir,
-    )
-    return summary
+        test, params = trainer.data.test, count_parameters(trainer.model)
+        title = f"{type(trainer.model).__name__} ({params:,} params): test accuracy {final_acc:.2f}%"
+        plots.run_figures(trainer.run_dir, title, result.history, pixels(test.images), test.labels.cpu().numpy(), preds.numpy())
+    return fields
 
 
 def objective(summary: dict[str, Any]) -> float:

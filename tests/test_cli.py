@@ -93,3 +93,37 @@ def test_accelerator_options_are_accepted_on_cpu(tmp_path):
     )
     assert ("trainer.amp (bf16 autocast) needs CUDA or a CPU with native bf16; ignored on cpu" in text) is not cpu_has_native_bf16()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["final_test_acc"] > 90
+
+
+def test_a_users_own_model_from_a_config_dir(tmp_path):
+    """The README's recipe: a module on PYTHONPATH, a model YAML in --config-dir, regularization by interpolation."""
+    (tmp_path / "mymodels.py").write_text(
+        "from torch import nn\n\n\n"
+        "class SmallCNN(nn.Module):\n"
+        "    def __init__(self, width=8, dropout=0.0, batch_norm=False):\n"
+        "        super().__init__()\n"
+        "        self.net = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),\n"
+        "                                 nn.Dropout(dropout), nn.Linear(width * 14 * 14, 10))\n\n"
+        "    def forward(self, x):\n"
+        "        return self.net(x)\n"
+    )
+    (tmp_path / "myconf" / "model").mkdir(parents=True)
+    (tmp_path / "myconf" / "model" / "smallcnn.yaml").write_text(
+        "_target_: mymodels.SmallCNN\nwidth: 8\ndropout: ${regularization.dropout}\nbatch_norm: ${regularization.batch_norm}\n"
+    )
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "--config-dir",
+        str(tmp_path / "myconf"),
+        "model=smallcnn",
+        "regularization=dropout",
+        "trainer.epochs=1",
+        "trainer.limit_batches=20",
+        "trainer.plots=false",
+        f"hydra.run.dir={run_dir}",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["model"] == "smallcnn" and summary["params"] == 8 * 10 + 8 * 14 * 14 * 10 + 10 and summary["status"] == "completed"
+    assert "dropout: 0.2" in (run_dir / ".hydra" / "config.yaml").read_text()

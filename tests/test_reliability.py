@@ -34,6 +34,14 @@ def test_unknown_key_is_reported_by_hydra(tmp_path):
     assert proc.returncode == 1 and "Could not override 'trainer.epochz'" in output(proc)
 
 
+def test_a_bug_shows_its_traceback_and_is_not_reported_as_bad_input(tmp_path):
+    """Only mnistlab's own errors mean bad input (exit 2); torch's ValueError for a model without parameters is not one."""
+    proc = run_cli(*FAST, "model._target_=torch.nn.Identity", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1
+    assert "Traceback" in output(proc) and "ValueError: optimizer got an empty parameter list" in output(proc)
+    assert summary(tmp_path / "run")["status"] == "failed"
+
+
 def test_missing_data_folder_says_what_to_do(tmp_path):
     proc = run_cli(*FAST, f"data.root={tmp_path}/nowhere", "data.download=false", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 2
