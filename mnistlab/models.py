@@ -126,7 +126,7 @@ def count_parameters(model: nn.Module) -> int:
 def parameter_table(model: nn.Module) -> str:
     """A printable per-layer parameter table, e.g. ``conv1  (5*5*1+1)*6 = 156``, and the total."""
     rows = parameter_rows(model)
-    width = max([len(name) for name, _, _ in rows] + [len("total")])
+    width = max((len(name) for name, _, _ in rows), default=0)
     lines = [f"{type(model).__name__} parameters:"]
     lines += [f"  {name:<{width}}  {formula} = {count:,}" for name, formula, count in rows]
     lines.append(f"  {'total':<{width}}  {count_parameters(model):,}")
