@@ -72,6 +72,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed by this config: the model's settings."""
+    return {"model": OmegaConf.to_container(cfg.model, resolve=True)}
+
+
 def make_optimizer(node: DictConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """The configured optimizer; ``optimizer.fused: null`` takes the fused update where PyTorch has it (CPU, CUDA)."""
     fused = {"fused": True} if node.get("fused", False) is None and fused_optimizer(device) else {}
@@ -93,8 +98,7 @@ def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, 
     optimizer = make_optimizer(cfg.optimizer, model, device)
     per_epoch = steps_per_epoch(len(data.train), t.batch_size, t.limit_batches)
     scheduler = _instantiate(cfg.scheduler)(optimizer, total_steps=t.epochs * per_epoch, steps_per_epoch=per_epoch)
-    identity = {"model": OmegaConf.to_container(cfg.model, resolve=True)}
-    return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity)
+    return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg))
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -104,7 +108,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     previous = runfiles.read_summary(run_dir)
     if cfg.trainer.resume and previous.get("status") == "completed":
         if (run_dir / runfiles.CHECKPOINT_FILE).exists():
-            check_identity(run_dir / runfiles.CHECKPOINT_FILE, {"model": OmegaConf.to_container(cfg.model, resolve=True)})
+            check_identity(run_dir / runfiles.CHECKPOINT_FILE, identity(cfg))
         log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
         return previous
     summary: dict[str, Any] = {
