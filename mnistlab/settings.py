@@ -139,7 +139,7 @@ def load_settings(cfg: DictConfig) -> Settings:
     needs_val = [key for key, on in (("keep_best", reg.keep_best), ("early_stopping_patience", reg.early_stopping_patience)) if on]
     if needs_val and not settings.data.val_size:
         raise ConfigError(
-            f"regularization.{needs_val[0]} selects on the validation split, but data.val_size is 0; set data.val_size (e.g. 5000)"
+            f"regularization.{needs_val[0]} selects on the validation split, but data.val_size is 0; set data.val_size (e.g. 5000), or use experiment=early_stopping"
         )
     return settings
 
