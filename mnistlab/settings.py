@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
 
 
 def ranged(default: Any = None, **bounds: float) -> Any:
@@ -32,12 +34,11 @@ class Checked:
     KEY: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        tests = {"ge": (float.__ge__, ">="), "gt": (float.__gt__, ">"), "le": (float.__le__, "<="), "lt": (float.__lt__, "<")}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             for bound, limit in f.metadata.items():
-                test, sign = tests[bound]
-                if value is not None and (math.isnan(value) or not test(float(value), float(limit))):
+                test, sign = BOUNDS[bound]
+                if value is not None and (math.isnan(value) or not test(value, limit)):
                     raise ConfigError(f"{self.KEY}.{f.name} must be {sign} {limit:g}, got {value}")
 
 

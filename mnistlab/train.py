@@ -132,7 +132,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "wall_seconds": time.perf_counter() - started}
         runfiles.write_summary(run_dir, summary)
         raise
-    summary |= {**record_result(trainer, result), "wall_seconds": time.perf_counter() - started}
+    title = f"{summary['model']} ({summary['params']:,} params)"
+    summary |= {**record_result(trainer, result, title), "wall_seconds": time.perf_counter() - started}
     runfiles.write_summary(run_dir, summary)
     log.info(
         "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
@@ -146,8 +147,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def record_result(trainer: Trainer, result: FitResult) -> dict[str, Any]:
-    """The summary fields of a finished fit; a completed run's kept weights are evaluated once more and drawn."""
+def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, Any]:
+    """The summary fields of a finished fit; a completed run's kept weights are evaluated once more and drawn under ``title``."""
     preds = None
     if result.status == "completed":  # the kept weights (the best val epoch with keep_best)
         final_loss, final_acc, preds = evaluate(
@@ -169,9 +170,15 @@ def record_result(trainer: Trainer, result: FitResult) -> dict[str, Any]:
     if trainer.settings.plots and preds is not None:
         from mnistlab import plots  # matplotlib and pandas load only when figures are drawn
 
-        test, params = trainer.data.test, count_parameters(trainer.model)
-        title = f"{type(trainer.model).__name__} ({params:,} params): test accuracy {final_acc:.2f}%"
-        plots.run_figures(trainer.run_dir, title, result.history, pixels(test.images), test.labels.cpu().numpy(), preds.numpy())
+        test = trainer.data.test
+        plots.run_figures(
+            trainer.run_dir,
+            f"{title}: test accuracy {final_acc:.2f}%",
+            result.history,
+            pixels(test.images),
+            test.labels.cpu().numpy(),
+            preds.numpy(),
+        )
     return fields
 
 
