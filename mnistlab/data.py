@@ -55,8 +55,11 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
 def find_file(folder: Path, stem: str) -> Path | None:
     """The gzip or raw copy of one IDX file in ``folder``, if present."""
     for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except PermissionError as err:
+            raise DataError(f"{folder}: cannot be searched: {err.strerror}; make it readable (chmod a+rx) or set data.root") from err
     return None
 
 
@@ -64,10 +67,14 @@ def read_idx_file(path: Path, sha256: str | None = None) -> torch.Tensor:
     """Read a gzip or raw IDX file, parse it, and verify the decompressed bytes' SHA-256."""
     try:
         raw = path.read_bytes()
+    except OSError as err:  # permission denied, an I/O error: the file may be fine, reading it is not
+        hint = "; make it readable (chmod a+r) or set data.root to a copy you can read" if isinstance(err, PermissionError) else ""
+        raise DataError(f"{path}: cannot be read: {err.strerror or err}{hint}") from err
+    try:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path}: cannot be read or decompressed ({err}); the file is truncated or corrupt, replace it") from err
+        raise DataError(f"{path}: cannot be decompressed ({err}); the file is truncated or corrupt, replace it") from err
     tensor = parse_idx(raw, str(path))  # structural errors first: they say more than a checksum
     if sha256 is not None:
         digest = hashlib.sha256(raw).hexdigest()

@@ -1,12 +1,21 @@
-"""The project's own error types: each means bad input (a setting, a data file, a checkpoint), never a bug."""
+"""The project's own error types, and the exit codes of ``mnistlab`` (docs/reliability.md)."""
+
+EXIT_BUG = 1  # an unexpected exception, shown with its traceback
+EXIT_BAD_INPUT = 2  # a setting, a data file, a checkpoint or a run directory (UserError)
+EXIT_DIVERGED = 3  # the training loss became NaN or infinite
+EXIT_OUTPUT = 4  # a run file cannot be written (OutputError): a full disk, a read-only folder
+EXIT_SWEEP_INCOMPLETE = 5  # a sweep ran to its end, but its report lists jobs without a result
+EXIT_STOPPED = {"interrupted": 130, "terminated": 143}  # Ctrl-C, SIGTERM
 
 
 class UserError(Exception):
-    """Bad input: reported as one line, with the bad-input exit code."""
+    """A problem the user can fix, never a bug: reported as one line, exiting with ``exit_code``."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class ConfigError(UserError):
-    """A setting is out of range or inconsistent; the message names the key."""
+    """A setting is out of range, unknown or inconsistent; the message names the key."""
 
 
 class DataError(UserError):
@@ -15,3 +24,17 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing or does not fit the configured run."""
+
+
+class RunDirError(UserError):
+    """The run directory holds another run, or a run this launch may not touch."""
+
+
+class OutputError(UserError):
+    """A run file cannot be written: the disk is full, the folder read-only, or permission is denied."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by ``kill``, SLURM, container runtimes), handled like Ctrl-C but recorded apart."""

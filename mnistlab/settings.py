@@ -9,23 +9,40 @@ A new option is one new field here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import math
 import operator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mnistlab.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+TRAIN_IMAGES = 60_000  # MNIST's training split, before data.val_size is held out
 BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
 
 
 def ranged(default: Any = None, **bounds: float) -> Any:
     """A field with bounds checked after composing: ``ge``, ``gt``, ``le``, ``lt`` (``None`` always passes)."""
     return field(default=default, metadata=bounds)
+
+
+def check_bounds(key: str, value: Any, bounds: dict[str, float]) -> None:
+    """Raise ConfigError naming ``key`` unless ``value`` (a number, or each number of a list) is within ``bounds``."""
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if item is None:
+            continue
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise ConfigError(f"{key} must be a number, got {item!r}")
+        for bound, limit in bounds.items():
+            test, sign = BOUNDS[bound]
+            if math.isnan(item) or not test(item, limit):
+                raise ConfigError(f"{key} must be {sign} {limit:g}, got {item}")
 
 
 class Checked:
@@ -35,11 +52,8 @@ class Checked:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            for bound, limit in f.metadata.items():
-                test, sign = BOUNDS[bound]
-                if value is not None and (math.isnan(value) or not test(value, limit)):
-                    raise ConfigError(f"{self.KEY}.{f.name} must be {sign} {limit:g}, got {value}")
+            if f.metadata:
+                check_bounds(f"{self.KEY}.{f.name}", getattr(self, f.name), dict(f.metadata))
 
 
 @dataclass
@@ -47,11 +61,11 @@ class AugmentSettings(Checked):
     """Ranges of the random warp of training batches; all zeros means no augmentation."""
 
     KEY: ClassVar[str] = "regularization.augment"
-    rotation: float = ranged(0.0, ge=0)  # degrees, uniform in [-rotation, rotation]
-    translate: float = ranged(0.0, ge=0)  # fraction of the image size, uniform in [-translate, translate] per axis
+    rotation: float = ranged(0.0, ge=0, le=180)  # degrees, uniform in [-rotation, rotation]
+    translate: float = ranged(0.0, ge=0, le=0.5)  # fraction of the image size, uniform in [-translate, translate] per axis
     scale: float = ranged(0.0, ge=0, lt=1)  # relative: scale in [1 - scale, 1 + scale]
-    elastic_alpha: float = ranged(0.0, ge=0)  # elastic distortion strength in pixels (0: off)
-    elastic_sigma: float = ranged(7.0, gt=0)  # spacing of the field's random control points in pixels (smoothness)
+    elastic_alpha: float = ranged(0.0, ge=0, le=28)  # elastic distortion strength in pixels (0: off)
+    elastic_sigma: float = ranged(7.0, gt=0, le=28)  # spacing of the field's random control points in pixels (smoothness)
 
     @property
     def enabled(self) -> bool:
@@ -107,7 +121,7 @@ class DataSettings(Checked):
 
     KEY: ClassVar[str] = "data"
     root: str = "data"  # folder holding MNIST/raw/ (torchvision's layout); relative paths start at the project root
-    val_size: int = ranged(0, ge=0, lt=60_000)  # training images held out for validation (0: train on all 60,000)
+    val_size: int = ranged(0, ge=0, lt=TRAIN_IMAGES)  # training images held out for validation (0: train on all 60,000)
     download: bool = True  # when files are missing, try torchvision's download before failing
 
 
@@ -121,28 +135,159 @@ class Settings:
     seed: int
 
 
+SCHEMAS: dict[str, type] = {"trainer": TrainerSettings, "regularization": RegularizationSettings, "data": DataSettings}
+TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "trainer", "regularization", "seed")
+
+# Ranges of the arguments of the groups that name a class (``_target_``), by argument name. They apply to
+# our options and to a user's own class alike; a list (``betas``, ``hidden``) is checked item by item.
+ARGUMENT_RANGES: dict[str, dict[str, dict[str, float]]] = {
+    "model": {"dropout": {"ge": 0, "lt": 1}, "hidden": {"ge": 1}, "num_classes": {"ge": 2}},
+    "optimizer": {
+        "lr": {"gt": 0},
+        "momentum": {"ge": 0, "lt": 1},
+        "dampening": {"ge": 0, "le": 1},
+        "betas": {"ge": 0, "lt": 1},
+        "eps": {"gt": 0},
+        "weight_decay": {"ge": 0},
+        "alpha": {"ge": 0, "lt": 1},
+    },
+    "scheduler": {
+        "pct_start": {"gt": 0, "lt": 1},
+        "div_factor": {"ge": 1},
+        "final_div_factor": {"ge": 1},
+        "warmup_epochs": {"ge": 0},
+        "min_factor": {"ge": 0, "le": 1},
+        "step_epochs": {"ge": 1},
+        "gamma": {"gt": 0, "le": 1},
+        "step_size": {"ge": 1},
+        "T_max": {"ge": 1},
+        "eta_min": {"ge": 0},
+    },
+}
+
+# Settings that change how a run executes, not what it trains (at most the last digits, as another thread
+# count does). They may differ when a run is resumed and never name a sweep job's directory; every other
+# key of the config belongs to the run's identity.
+EXECUTION_KEYS = frozenset(
+    {
+        "trainer.device",
+        "trainer.threads",
+        "trainer.progress",
+        "trainer.plots",
+        "trainer.checkpoint",
+        "trainer.resume",
+        "trainer.eval_batch_size",
+        "trainer.channels_last",
+        "trainer.compile",
+        "trainer.cuda_graph",
+        "optimizer.fused",
+        "data.root",
+        "data.download",
+    }
+)
+
+
+def _unknown(key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1)
+    hint = f" (did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{close[0]}?)" if close else ""
+    return ConfigError(f"{key} is not a setting: nothing reads it{hint}")
+
+
+def _check_schema_keys(node: DictConfig, schema: type, prefix: str) -> None:
+    """Keys added with ``+`` that the group's dataclass does not define (Hydra lets them through)."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        if key not in fields:
+            raise _unknown(f"{prefix}.{key}", list(fields))
+        nested = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(nested) and isinstance(node[key], DictConfig):
+            _check_schema_keys(node[key], nested, f"{prefix}.{key}")
+
+
+def _check_arguments(node: DictConfig, group: str) -> None:
+    """A ``_target_`` group: its class imports, accepts every key, and each known argument is in range."""
+    target = node.get("_target_")
+    try:
+        factory = get_object(target)
+        parameters = inspect.signature(factory).parameters
+    except Exception as err:
+        raise ConfigError(f"{group}._target_={target} cannot be imported ({type(err).__name__}: {err})") from err
+    open_ended = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for key in node:
+        if key.startswith("_") and key.endswith("_"):
+            continue
+        if not open_ended and key not in parameters:
+            raise _unknown(f"{group}.{key}", list(parameters))
+        if key in ARGUMENT_RANGES.get(group, {}):
+            value = node[key]
+            check_bounds(f"{group}.{key}", list(value) if isinstance(value, ListConfig) else value, ARGUMENT_RANGES[group][key])
+
+
 def load_settings(cfg: DictConfig) -> Settings:
-    """The checked, typed settings of a composed config; raises ConfigError naming the first bad key."""
+    """The checked, typed settings of a composed config; raises ConfigError naming the first bad key.
+
+    Beyond the dataclasses' own checks: keys nothing reads, the arguments of the model, optimizer and
+    scheduler, and the limits one setting puts on another (batch size and training split, warm-up and epochs).
+    """
+    for key in cfg:
+        if key not in TOP_LEVEL:
+            raise _unknown(str(key), list(TOP_LEVEL))
     seed = cfg.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    lr = OmegaConf.select(cfg, "optimizer.lr")
-    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0):
-        raise ConfigError(f"optimizer.lr must be > 0, got {lr}")
+    check_bounds("seed", seed, {"ge": 0, "lt": 2**32})
     try:
-        groups = {key: OmegaConf.to_object(cfg[key]) for key in ("trainer", "regularization", "data")}
+        for group, schema in SCHEMAS.items():
+            _check_schema_keys(cfg[group], schema, group)
+        groups = {key: OmegaConf.to_object(cfg[key]) for key in SCHEMAS}  # first: they name the keys others interpolate
+        for group in ARGUMENT_RANGES:
+            if isinstance(cfg.get(group), DictConfig) and "_target_" in cfg[group]:
+                _check_arguments(cfg[group], group)
     except ConfigError:
         raise
     except Exception as err:  # an interpolation that cannot resolve, a missing value
         raise ConfigError(str(err)) from err
     settings = Settings(**groups, seed=seed)
-    reg = settings.regularization
+    reg, t = settings.regularization, settings.trainer
     needs_val = [key for key, on in (("keep_best", reg.keep_best), ("early_stopping_patience", reg.early_stopping_patience)) if on]
     if needs_val and not settings.data.val_size:
         raise ConfigError(
             f"regularization.{needs_val[0]} selects on the validation split, but data.val_size is 0; set data.val_size (e.g. 5000), or use experiment=early_stopping"
         )
+    train_images = TRAIN_IMAGES - settings.data.val_size
+    if t.batch_size > train_images:
+        raise ConfigError(
+            f"trainer.batch_size must be <= {train_images:,} (the training images left by data.val_size), got {t.batch_size:,}"
+        )
+    warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs")
+    if warmup is not None and warmup > t.epochs:
+        raise ConfigError(f"scheduler.warmup_epochs must be <= trainer.epochs ({t.epochs}), got {warmup}")
     return settings
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """What a run trains: every resolved key of the config as ``{dotted.key: value}``, execution settings left out."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif prefix not in EXECUTION_KEYS:
+            flat[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` for every key whose value differs (or exists on one side only)."""
+    missing = "(not set)"
+    return [
+        f"{key}: {recorded.get(key, missing)} -> {current.get(key, missing)}"
+        for key in sorted(recorded.keys() | current.keys())
+        if recorded.get(key, missing) != current.get(key, missing)
+    ]
 
 
 def register() -> None:

@@ -1,7 +1,9 @@
+import dataclasses
 import re
 
 import pytest
 import torch
+import yaml
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ValidationError
@@ -10,7 +12,7 @@ from conftest import CONF
 from mnistlab.device import pick_device
 from mnistlab.errors import ConfigError
 from mnistlab.models import MLP, LeNet5
-from mnistlab.settings import AugmentSettings, TrainerSettings, load_settings
+from mnistlab.settings import ARGUMENT_RANGES, SCHEMAS, AugmentSettings, TrainerSettings, load_settings
 from mnistlab.train import make_optimizer
 
 
@@ -94,11 +96,93 @@ def test_best_and_early_stopping_experiments(make_cfg):
         ("regularization=early_stopping", "data.val_size is 0; set data.val_size (e.g. 5000), or use experiment=early_stopping"),
         ("trainer.cuda_graph=maybe", "trainer.cuda_graph must be auto, true or false"),
         ("seed=abc", "seed must be an integer"),
+        ("seed=-1", "seed must be >= 0, got -1"),
+        ("regularization.augment.rotation=1e9", "regularization.augment.rotation must be <= 180, got 1000000000.0"),
+        ("regularization.augment.translate=0.9", "regularization.augment.translate must be <= 0.5"),
+        ("regularization.augment.elastic_alpha=100", "regularization.augment.elastic_alpha must be <= 28"),
+        ("optimizer.momentum=1.5", "optimizer.momentum must be < 1, got 1.5"),
+        ("optimizer.momentum=-0.1", "optimizer.momentum must be >= 0"),
+        ("optimizer.lr=true", "optimizer.lr must be a number, got True"),
+        ("optimizer=adam optimizer.betas=[0.9,1.5]", "optimizer.betas must be < 1, got 1.5"),
+        ("optimizer=adamw +optimizer.eps=0", "optimizer.eps must be > 0, got 0"),
+        ("scheduler.pct_start=1.5", "scheduler.pct_start must be < 1, got 1.5"),
+        ("scheduler.div_factor=0", "scheduler.div_factor must be >= 1"),
+        ("scheduler=cosine scheduler.min_factor=2", "scheduler.min_factor must be <= 1, got 2"),
+        ("scheduler=cosine scheduler.warmup_epochs=20", "scheduler.warmup_epochs must be <= trainer.epochs (15), got 20"),
+        ("scheduler=step scheduler.gamma=0", "scheduler.gamma must be > 0, got 0"),
+        ("scheduler=step scheduler.step_epochs=0", "scheduler.step_epochs must be >= 1"),
+        ("model=mlp model.hidden=[128,0]", "model.hidden must be >= 1, got 0"),
+        ("trainer.batch_size=100000", "trainer.batch_size must be <= 60,000 (the training images left by data.val_size), got 100,000"),
+        ("trainer.batch_size=56000 data.val_size=5000", "trainer.batch_size must be <= 55,000"),
     ],
 )
 def test_bad_values_fail_naming_the_key(make_cfg, override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(make_cfg(*override.split()))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("+trainer.epoch=3", "trainer.epoch is not a setting: nothing reads it (did you mean trainer.epochs?)"),
+        (
+            "+regularization.augment.rotate=5",
+            "regularization.augment.rotate is not a setting: nothing reads it (did you mean regularization.augment.rotation?)",
+        ),
+        ("+data.val=5000", "data.val is not a setting"),
+        ("+optimizer.momentun=0.9", "optimizer.momentun is not a setting: nothing reads it (did you mean optimizer.momentum?)"),
+        ("+model.dropuot=0.1", "model.dropuot is not a setting: nothing reads it (did you mean model.dropout?)"),
+        ("+scheduler.warmup=2", "scheduler.warmup is not a setting"),
+        ("+epochs=3", "epochs is not a setting: nothing reads it"),
+        ("model._target_=mnistlab.models.ResNet", "model._target_=mnistlab.models.ResNet cannot be imported"),
+    ],
+)
+def test_keys_nothing_reads_are_refused_with_their_name(make_cfg, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(make_cfg(override))
+
+
+def test_a_key_added_that_the_class_reads_is_accepted(make_cfg):
+    settings = load_settings(make_cfg("+optimizer.dampening=0.1", "+model.num_classes=10"))
+    assert settings.trainer.epochs == 15
+
+
+def _numeric_leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _numeric_leaves(value, f"{prefix}.{key}" if prefix else key)
+    elif (
+        isinstance(node, list)
+        and node
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in node)
+        or isinstance(node, int | float)
+        and not isinstance(node, bool)
+    ):
+        yield prefix
+
+
+def test_every_numeric_key_of_every_option_has_a_documented_range():
+    """Nothing numeric goes unchecked: each key of the schemas and of every option file has bounds, listed in the docs."""
+    docs = (CONF.parent / "docs" / "reliability.md").read_text()
+    ranged = set()
+    for group, schema in SCHEMAS.items():
+        for field in dataclasses.fields(schema):
+            if dataclasses.is_dataclass(field.default_factory):
+                ranged |= {f"{group}.{field.name}.{f.name}" for f in dataclasses.fields(field.default_factory) if f.metadata}
+            elif field.metadata:
+                ranged.add(f"{group}.{field.name}")
+    for key in ranged:
+        assert f"`{key}`" in docs, key
+    for group, arguments in ARGUMENT_RANGES.items():
+        for name in arguments:
+            assert f"`{group}.{name}`" in docs, f"{group}.{name}"
+    for path in sorted(CONF.glob("*/*.yaml")):
+        if path.parent.name not in (*SCHEMAS, *ARGUMENT_RANGES):
+            continue
+        group = path.parent.name
+        for leaf in _numeric_leaves(yaml.safe_load(path.read_text()) or {}):
+            key = f"{group}.{leaf}"
+            assert key in ranged or leaf in ARGUMENT_RANGES.get(group, {}), f"{path.name}: {key} has no range"
 
 
 @pytest.mark.parametrize(
