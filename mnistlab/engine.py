@@ -19,17 +19,17 @@ from tqdm import tqdm
 
 from mnistlab.augment import augment_batch
 from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, steps_per_epoch
-from mnistlab.errors import CheckpointError
+from mnistlab.errors import CheckpointError, Terminated
 from mnistlab.graphs import GraphedStep, portable_state
-from mnistlab.runfiles import CHECKPOINT_FILE, METRICS_FILE, append_metrics, load_checkpoint, save_checkpoint, truncate_metrics
-from mnistlab.settings import Settings
+from mnistlab.runfiles import CHECKPOINT_FILE, METRICS_FILE, load_checkpoint, save_checkpoint, write_metrics
+from mnistlab.settings import Settings, differences
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class FitResult:
-    status: str  # completed | diverged | interrupted
+    status: str  # completed | diverged | interrupted | terminated
     history: list[dict[str, float]]
     seconds: float  # training wall time, resumed parts included
     warmup_seconds: float = 0.0  # one-off GPU start-up before the clock (see Trainer.warm_up)
@@ -68,11 +68,16 @@ def evaluate(model: nn.Module, split: Split, batch_size: int = 2000, channels_la
 
 
 def check_identity(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    """Load a checkpoint and make sure it was written by a run of the same model."""
+    """Load a checkpoint and make sure it was trained with the settings in ``identity`` (see ``settings.identity``)."""
     state = load_checkpoint(path)
-    if state.get("identity") != identity:
+    if not isinstance(state.get("settings"), dict):
         raise CheckpointError(
-            f"{path} belongs to another run ({state.get('identity')}), not to this config ({identity}); resume with the same model settings or use a new run dir"
+            f"{path} does not record the settings it was trained with (an older mnistlab wrote it); it cannot be resumed safely"
+        )
+    changed = differences(state["settings"], identity)
+    if changed:
+        raise CheckpointError(
+            f"{path} was trained with other settings ({'; '.join(changed)}); resume with the run's own settings, or launch into a new run directory"
         )
     return state
 
@@ -95,7 +100,7 @@ class Trainer:
         self.settings, self.reg = settings.trainer, settings.regularization
         self.device = data.train.labels.device
         self.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
-        self.identity = identity or {}  # what a checkpoint must match to be resumed (the model config)
+        self.identity = identity or {}  # the settings a checkpoint must match to be resumed (settings.identity)
         self.start_epoch, self.elapsed, self.history = 1, 0.0, []
         self.best_val, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
         self.steps_per_epoch = steps_per_epoch(len(data.train), self.settings.batch_size, self.settings.limit_batches)
@@ -111,10 +116,12 @@ class Trainer:
 
     # -- checkpoints
 
-    def state(self, epoch: int) -> dict[str, Any]:
+    def state(self, epoch: int, history: list[dict[str, Any]]) -> dict[str, Any]:
+        """Everything a resume needs after ``epoch``, ``history`` being its metrics rows."""
         state = {
             "epoch": epoch,
-            "identity": self.identity,
+            "settings": self.identity,
+            "history": history,
             "model": self.model.state_dict(),
             "optimizer": portable_state(self.optimizer.state_dict()),
             "scheduler": self.scheduler.state_dict(),
@@ -147,7 +154,8 @@ class Trainer:
         self.elapsed = float(state["elapsed"])
         self.best_val, self.best_epoch = float(state["best_val"]), state["best_epoch"]
         self.bad_epochs, self.best_state = int(state["bad_epochs"]), state["best_state"]
-        self.history = truncate_metrics(self.metrics_path, int(state["epoch"]))
+        self.history = [dict(row) for row in state["history"]]
+        write_metrics(self.metrics_path, self.history)  # the checkpoint's epochs: rows a crash left beyond it go
         log.info("resumed from %s after epoch %d", self.checkpoint_path, state["epoch"])
 
     # -- one epoch
@@ -234,10 +242,10 @@ class Trainer:
                 seconds = time.perf_counter() - started
                 self.elapsed += seconds
                 row |= {"lr": lr, "seconds": seconds}
+                if s.checkpoint:  # first: metrics.csv never shows an epoch the checkpoint does not hold
+                    save_checkpoint(self.checkpoint_path, self.state(epoch, [*self.history, row]))
                 self.history.append(row)
-                append_metrics(self.metrics_path, row)
-                if s.checkpoint:
-                    save_checkpoint(self.checkpoint_path, self.state(epoch))
+                write_metrics(self.metrics_path, self.history)
                 log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
                 if s.target_acc is not None and test_acc >= s.target_acc:
                     time_to_target = self.elapsed
@@ -247,9 +255,11 @@ class Trainer:
                     log.info("early stopping: no val improvement for %d epochs", self.bad_epochs)
                     stopped_early = True
                     break
-        except KeyboardInterrupt:
-            log.warning("interrupted; the last finished epoch is kept in %s", self.run_dir)
-            status = "interrupted"
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+            status = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            log.warning("%s; the last finished epoch is kept in %s", status, self.run_dir)
+            if self.history:  # the stop may have come between the checkpoint and its metrics row
+                write_metrics(self.metrics_path, self.history)
         if reg.keep_best and self.best_state is not None and status == "completed":
             self.model.load_state_dict(self.best_state)
             log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best_val)

@@ -7,11 +7,14 @@ import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from mnistlab import plots
+from mnistlab.errors import EXIT_SWEEP_INCOMPLETE
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
+from mnistlab.settings import EXECUTION_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +29,7 @@ METRICS = [
     "seconds",
     "time_to_target",
 ]
-NOT_GROUPED = {
-    "seed",
-    "trainer.resume",
-    "trainer.progress",
-    "trainer.plots",
-    "trainer.threads",
-    "trainer.device",
-}  # keys that never define a group
+NOT_GROUPED = {"seed", *EXECUTION_KEYS}  # keys that never define a group
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -43,34 +39,63 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         if (path / OVERRIDES_FILE).is_file():
             runs.append(path)
         else:
-            runs += sorted((p.parent.parent for p in path.rglob("overrides.yaml") if p.parent.name == ".hydra"), key=_job_order)
+            runs += sorted(p.parent.parent for p in path.rglob("overrides.yaml") if p.parent.name == ".hydra")
     return list(dict.fromkeys(runs))
 
 
-def _job_order(path: Path) -> tuple:
-    return (str(path.parent), int(path.name) if path.name.isdigit() else math.inf, path.name)
+def read_run(run_dir: Path) -> tuple[dict[str, str], dict[str, Any], pd.DataFrame, list[str]]:
+    """A run's overrides, summary and per-epoch history, and the reasons any of them cannot be read."""
+    problems: list[str] = []
+    try:
+        overrides = read_overrides(run_dir)
+    except ValueError as err:
+        overrides = {}
+        problems.append(str(err))
+    try:
+        summary = read_summary(run_dir)
+    except ValueError as err:
+        summary = {}
+        problems.append(str(err))
+    history, path = pd.DataFrame(), run_dir / METRICS_FILE
+    try:
+        if path.is_file() and path.stat().st_size:
+            history = pd.read_csv(path)
+            if "epoch" not in history:
+                raise ValueError("no epoch column")
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        history = pd.DataFrame()
+        problems.append(f"{METRICS_FILE} cannot be read ({type(err).__name__}: {err})")
+    if summary.get("status") == "completed" and history.empty and not problems:
+        problems.append(f"{METRICS_FILE} is missing or empty, though the summary says completed")
+    return overrides, summary, history, problems
+
+
+def _job_order(run_dir: Path, summary: dict[str, Any]) -> tuple:
+    """Jobs in launch order: the job number the summary records (else a numeric directory name), then the name."""
+    number = summary.get("job")
+    if not isinstance(number, int):
+        number = int(run_dir.name) if run_dir.name.isdigit() else math.inf
+    return (number, run_dir.name)
 
 
 def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """One row per run (overrides as columns), the per-epoch histories, and the override keys."""
+    """One row per run (overrides as columns), the per-epoch histories, and the override keys.
+
+    A run whose files cannot be read is listed as ``unreadable`` with the reason, and has no result.
+    """
+    runs = [(run_dir, *read_run(run_dir)) for run_dir in run_dirs]
+    runs.sort(key=lambda run: _job_order(run[0], run[2]))
     rows, histories, keys = [], [], []
-    for run_dir in run_dirs:
-        overrides = read_overrides(run_dir)
+    for run_dir, overrides, summary, history, problems in runs:
         keys += [k for k in overrides if k not in keys]
-        summary = read_summary(run_dir)
-        metrics_path = run_dir / METRICS_FILE
-        history = pd.read_csv(metrics_path) if metrics_path.is_file() and metrics_path.stat().st_size else pd.DataFrame()
-        status = summary.get("status") or ("unfinished" if history.empty else "running")
+        status = "unreadable" if problems else summary.get("status") or ("unfinished" if history.empty else "running")
         row = {"job": run_dir.name, "model": summary.get("model"), **overrides, "status": status, "params": summary.get("params")}
         row["epochs_run"] = summary.get("epochs_run", len(history))
         for metric in METRICS:
-            row[metric] = summary.get(metric)
-        if status != "completed":  # a failed, diverged or unfinished run has no result to compare
-            for metric in METRICS:
-                row[metric] = None
+            row[metric] = summary.get(metric) if status == "completed" else None  # no result without a completed run
         if row["final_train_acc"] is not None and row["final_test_acc"] is not None:
             row["gap"] = row["final_train_acc"] - row["final_test_acc"]
-        row["error"] = summary.get("error")
+        row["error"] = "; ".join(problems) if problems else summary.get("error")
         row["run_dir"] = str(run_dir)
         rows.append(row)
         if not history.empty:
@@ -98,8 +123,11 @@ def compare(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
         frame[key] = frame[key].fillna("(default)")
     grouped = frame.groupby(list(keys), sort=False, dropna=False) if keys else frame.assign(group="all").groupby("group")
     present = [m for m in METRICS if frame[m].notna().any()]
-    stats = grouped[present].agg(["mean", "std"])
-    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    if present:
+        stats = grouped[present].agg(["mean", "std"])
+        stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    else:  # no job has a result: the table still lists every group and its jobs
+        stats = pd.DataFrame(index=grouped.size().index)
     out = pd.concat(
         [
             grouped["params"].max().rename("params"),
@@ -151,8 +179,11 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None) -> Path:
-    """Aggregate runs into ``out_dir`` (default: the single sweep dir given); returns report.md's path."""
+def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None) -> tuple[Path, int]:
+    """Aggregate runs into ``out_dir`` (default: the single sweep dir given).
+
+    Returns report.md's path and the number of jobs without a result.
+    """
     run_dirs = find_runs(paths)
     if not run_dirs:
         raise FileNotFoundError(f"no runs (*/.hydra/overrides.yaml) under {', '.join(map(str, paths))}")
@@ -196,7 +227,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None)
     report.write_text("\n".join(lines))
     if len(failures):
         log.warning("%d job(s) without a result: %s", len(failures), ", ".join(f"{r.job} ({r.status})" for _, r in failures.iterrows()))
-    return report
+    return report, len(failures)
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
@@ -211,10 +242,10 @@ def cli(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        report = write_report(args.paths, args.out)
+        report, incomplete = write_report(args.paths, args.out)
     except FileNotFoundError as err:
         parser.exit(2, f"mnistlab-report: {err}\n")
     text = report.read_text()
     print(text.split("## Figures")[0].rstrip())
     print(f"\nwritten to {report.parent}")
-    return 0
+    return EXIT_SWEEP_INCOMPLETE if incomplete else 0

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import logging
 import math
+import os
 import random
 import secrets
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +30,36 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab import runfiles
 from mnistlab.data import PROJECT_ROOT, load_mnist, pixels, prepare, steps_per_epoch
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
-from mnistlab.engine import FitResult, Trainer, check_identity, evaluate
-from mnistlab.errors import UserError
+from mnistlab.engine import FitResult, Trainer, evaluate
+from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, OutputError, RunDirError, Terminated, UserError
 from mnistlab.models import count_parameters, parameter_table
-from mnistlab.settings import Settings, load_settings
+from mnistlab.settings import EXECUTION_KEYS, Settings, differences, identity, load_settings
 
 log = logging.getLogger("mnistlab")
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+def job_dirname(overrides: Sequence[str]) -> str:
+    """A sweep job's directory, named by its settings (``model=mlp,seed=1``), execution settings left out.
+
+    A relaunched sweep thereby finds each job's earlier run by its settings, whatever its position in the
+    new sweep. A name too long for a file name is cut and ends in a hash of the whole.
+    """
+    key = lambda item: item.split("=", 1)[0].lstrip("+~")  # noqa: E731
+    kept = sorted((o for o in overrides if key(o) not in EXECUTION_KEYS and not key(o).startswith("hydra.")), key=key)
+    name = ",".join(kept).replace(os.sep, "_") or "job"
+    if len(name.encode()) > 200:
+        name = name.encode()[:180].decode(errors="ignore") + "," + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name
+
+
+def _job_dir_resolver(*, _root_: DictConfig) -> str:
+    return job_dirname(list(_root_.hydra.overrides.task))
+
 
 # ${uid:} makes run and sweep directories unique even when started in the same second.
 OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
 OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+OmegaConf.register_new_resolver("job_dir", _job_dir_resolver, replace=True)
 
 
 @dataclasses.dataclass
@@ -46,6 +70,8 @@ class Job:
     model: str | None = None
     multirun: bool = False
     parallel_jobs: int | None = None  # jobs the launcher runs side by side on this machine (joblib's n_jobs)
+    num: int | None = None  # the job's number in its sweep
+    hydra: DictConfig | None = None  # Hydra's own config, recorded as .hydra/hydra.yaml
 
     @classmethod
     def current(cls) -> Job:
@@ -53,7 +79,14 @@ class Job:
             return cls()
         hc = HydraConfig.get()
         multirun = hc.mode == RunMode.MULTIRUN
-        return cls(list(hc.overrides.task), hc.runtime.choices.get("model"), multirun, hc.launcher.get("n_jobs") if multirun else None)
+        return cls(
+            list(hc.overrides.task),
+            hc.runtime.choices.get("model"),
+            multirun,
+            hc.launcher.get("n_jobs") if multirun else None,
+            hc.job.get("num") if multirun else None,
+            hc,
+        )
 
 
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
@@ -70,11 +103,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def identity(cfg: DictConfig) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed by this config: the model's settings."""
-    return {"model": OmegaConf.to_container(cfg.model, resolve=True)}
 
 
 def make_optimizer(node: DictConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -101,40 +129,102 @@ def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, 
     return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg))
 
 
+def plan_launch(run_dir: Path, cfg: DictConfig, resume: bool) -> tuple[str, dict[str, Any]]:
+    """What this launch does in ``run_dir``: ``new``, ``resume`` or ``skip`` (completed), with the previous summary.
+
+    A directory that holds trained epochs is only ever resumed, with ``trainer.resume=true`` and the very
+    settings it was trained with; anything else is refused, naming each differing key.
+    """
+    if not runfiles.has_records(run_dir):
+        if resume:
+            log.warning("nothing to resume in %s; starting from epoch 1", run_dir)
+        return "new", {}
+    try:
+        previous = runfiles.read_summary(run_dir)
+    except ValueError:
+        previous = {}
+    status = previous.get("status", "no summary")
+    if not ((run_dir / runfiles.CHECKPOINT_FILE).exists() or (run_dir / runfiles.METRICS_FILE).exists()):
+        log.info("%s holds a launch that trained nothing (%s); starting afresh", run_dir, status)
+        return "new", previous
+    if not resume:
+        raise RunDirError(
+            f"{run_dir} already holds a run ({status}, {previous.get('epochs_run', 'some')} epochs); add trainer.resume=true to continue it "
+            "with the same settings, or launch into a new directory (hydra.run.dir, hydra.sweep.dir)"
+        )
+    try:
+        recorded = runfiles.read_config(run_dir)
+        changed = differences(identity(recorded), identity(cfg)) if recorded is not None else []
+    except Exception as err:
+        raise RunDirError(
+            f"{run_dir / runfiles.CONFIG_FILE} cannot be read ({type(err).__name__}: {err}); launch into a new directory"
+        ) from err
+    if changed:
+        raise RunDirError(
+            f"cannot resume {run_dir}: it was trained with other settings ({'; '.join(changed)}); "
+            "resume with the run's own settings, or launch into a new directory"
+        )
+    return ("skip" if status == "completed" else "resume"), previous
+
+
+def stop_status(err: BaseException) -> str:
+    return "terminated" if isinstance(err, Terminated) else "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train one configuration into ``run_dir``; returns the summary (also written as summary.json)."""
+    """Train one configuration into ``run_dir``; returns the summary (also written as summary.json).
+
+    Until the launch is accepted (settings checked, data loaded, model built, a resumed run's settings
+    matched) nothing is written into a directory that already holds a run. A new directory records why
+    its launch failed, so that a sweep's report can list it.
+    """
     started = time.perf_counter()
-    job = Job.current()
-    previous = runfiles.read_summary(run_dir)
-    if cfg.trainer.resume and previous.get("status") == "completed":
-        if (run_dir / runfiles.CHECKPOINT_FILE).exists():
-            check_identity(run_dir / runfiles.CHECKPOINT_FILE, identity(cfg))
-        log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
-        return previous
+    run_dir, job = Path(run_dir), Job.current()
+    existing = runfiles.has_records(run_dir)
     summary: dict[str, Any] = {
         "status": "running",
         "model": job.model,
         "seed": cfg.get("seed"),
+        "job": job.num,
         "overrides": job.overrides,
         "versions": runfiles.versions(),
     }
-    runfiles.write_summary(run_dir, summary)
+
+    def record_stop(err: BaseException) -> None:
+        summary.update(status=stop_status(err), error=f"{type(err).__name__}: {err}", wall_seconds=time.perf_counter() - started)
+        try:
+            runfiles.write_summary(run_dir, summary)
+        except OutputError as also:  # the disk that failed the run may refuse its summary too
+            log.error("could not record the run's status: %s", also)
+
     try:
+        make_dir(run_dir)
         settings = load_settings(cfg)
+        plan, previous = plan_launch(run_dir, cfg, settings.trainer.resume)
+        if plan == "skip":
+            log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
+            return previous
         trainer = build_trainer(cfg, settings, run_dir, job, summary)
-        if settings.trainer.resume and (trainer.checkpoint_path.exists() or not job.multirun):
-            trainer.resume()  # a relaunched sweep starts the jobs that never wrote a checkpoint afresh
-        else:
-            trainer.metrics_path.unlink(missing_ok=True)
+        if plan == "resume":
+            trainer.resume()
+    except (Exception, KeyboardInterrupt) as err:
+        if not existing:
+            with contextlib.suppress(OutputError):
+                runfiles.write_record(run_dir, cfg, job.overrides, job.hydra)
+            record_stop(err)
+        raise
+    try:
+        runfiles.remove_temporary(run_dir)  # left by a process killed mid-write
+        if plan == "new":
+            runfiles.write_record(run_dir, cfg, job.overrides, job.hydra)
         runfiles.write_summary(run_dir, summary)
         result = trainer.fit()
-    except Exception as err:
-        summary |= {"status": "failed", "error": f"{type(err).__name__}: {err}", "wall_seconds": time.perf_counter() - started}
+        title = f"{summary['model']} ({summary['params']:,} params)"
+        summary |= {**record_result(trainer, result, title), "wall_seconds": time.perf_counter() - started}
         runfiles.write_summary(run_dir, summary)
+    except (Exception, KeyboardInterrupt) as err:
+        record_stop(err)
         raise
-    title = f"{summary['model']} ({summary['params']:,} params)"
-    summary |= {**record_result(trainer, result, title), "wall_seconds": time.perf_counter() - started}
-    runfiles.write_summary(run_dir, summary)
     log.info(
         "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
         summary["model"],
@@ -145,6 +235,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         run_dir,
     )
     return summary
+
+
+def make_dir(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create {run_dir}: {err.strerror or err}") from err
 
 
 def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, Any]:
@@ -188,24 +285,45 @@ def objective(summary: dict[str, Any]) -> float:
     return float(value) if value is not None and summary.get("status") == "completed" else math.nan
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While it lasts, SIGTERM raises Terminated, which training handles like Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @hydra.main(config_path=str(PROJECT_ROOT / "conf"), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    """Hydra task: returns the sweep objective; a failing single run exits non-zero."""
+    """Hydra task: returns the sweep objective; a single run that does not complete exits non-zero."""
     multirun = Job.current().multirun
     try:
-        summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        with sigterm_as_interrupt():
+            summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UserError as err:
         log.error("%s", err)
         if multirun:  # one bad job must not sink the sweep; the report lists it
             return math.nan
-        sys.exit(EXIT_BAD_INPUT)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt as stop:  # before or after the epochs (fit records a stop during them)
+        log.warning("%s; the run's files are as its last finished epoch left them", stop_status(stop))
+        sys.exit(EXIT_STOPPED[stop_status(stop)])
     except Exception:
         if multirun:
             log.exception("job failed")
             return math.nan
         raise
-    if summary["status"] == "interrupted":
-        sys.exit(EXIT_INTERRUPTED)
+    if summary["status"] in EXIT_STOPPED:  # a sweep stops too: Ctrl-C and SIGTERM mean "stop now"
+        sys.exit(EXIT_STOPPED[summary["status"]])
     if summary["status"] == "diverged" and not multirun:
         sys.exit(EXIT_DIVERGED)
     return objective(summary)

@@ -69,8 +69,10 @@ def new_dir(path: Path) -> Path:
     return path
 
 
-def run_interrupted_then_resumed(make_cfg, overrides: list[str], run_dir: Path, monkeypatch) -> tuple[dict, dict]:
-    """Train with a Ctrl-C at the start of epoch 2, then resume in the same dir; returns both summaries."""
+def run_interrupted_then_resumed(
+    make_cfg, overrides: list[str], run_dir: Path, monkeypatch, resume: bool = True, resume_with: tuple[str, ...] = ()
+) -> tuple[dict, dict | None]:
+    """Train with a Ctrl-C at the start of epoch 2, then (``resume``) resume in the same dir; returns both summaries."""
     from mnistlab import train
     from mnistlab.engine import Trainer
 
@@ -85,4 +87,6 @@ def run_interrupted_then_resumed(make_cfg, overrides: list[str], run_dir: Path, 
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
     stopped = train.run(make_cfg(*overrides), run_dir)
     monkeypatch.setattr(Trainer, "train_epoch", original)
-    return stopped, train.run(make_cfg(*overrides, "trainer.resume=true"), run_dir)
+    if not resume:
+        return stopped, None
+    return stopped, train.run(make_cfg(*overrides, *resume_with, "trainer.resume=true"), run_dir)

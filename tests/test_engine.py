@@ -21,7 +21,7 @@ def make_trainer(data, run_dir, model=None, lr=0.05, regularization=None, **trai
     steps = math.ceil(len(data.train) / trainer["batch_size"])
     scheduler = onecycle(optimizer, total_steps=steps * trainer["epochs"], steps_per_epoch=steps)
     return Trainer(
-        model, optimizer, scheduler, data, settings(regularization=regularization, **trainer), run_dir, identity={"model": "mlp"}
+        model, optimizer, scheduler, data, settings(regularization=regularization, **trainer), run_dir, identity={"model._target_": "MLP"}
     )
 
 
@@ -48,8 +48,8 @@ def test_resume_without_checkpoint_is_explained(tiny_data, tmp_path):
 def test_resume_with_another_models_checkpoint_is_refused(tiny_data, tmp_path):
     make_trainer(tiny_data, tmp_path, epochs=1).fit()
     other = make_trainer(tiny_data, tmp_path, model=LeNet5())
-    other.identity = {"model": "lenet5"}
-    with pytest.raises(CheckpointError, match="belongs to another run"):
+    other.identity = {"model._target_": "LeNet5"}
+    with pytest.raises(CheckpointError, match=r"was trained with other settings \(model._target_: MLP -> LeNet5\)"):
         other.resume()
 
 

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from conftest import ROOT, run_cli
-from mnistlab import train
 from mnistlab.data import load_mnist
-from mnistlab.errors import CheckpointError, DataError
+from mnistlab.errors import DataError
 from mnistlab.runfiles import read_metrics
 
 FAST = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=20")
@@ -69,17 +70,51 @@ def test_damaged_idx_file_is_named(tmp_path, damage, message):
         load_mnist(tmp_path / "data", download=False)
 
 
-def test_resume_with_another_models_checkpoint(make_cfg, tmp_path):
-    assert train.run(make_cfg(*FAST, "trainer.epochs=1"), tmp_path)["status"] == "completed"
-    with pytest.raises(CheckpointError, match="belongs to another run"):
-        train.run(make_cfg("model=lenet5", "trainer.epochs=1", "trainer.resume=true"), tmp_path)
-
-
-def test_unwritable_output_directory(tmp_path):
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_unwritable_output_directory_is_one_line(tmp_path, mode):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    proc = run_cli(*FAST, f"hydra.run.dir={blocker}/run")
-    assert proc.returncode != 0 and str(blocker) in output(proc)
+    key = "hydra.run.dir" if mode == "run" else "hydra.sweep.dir"
+    proc = run_cli(*(["-m"] if mode == "sweep" else []), *FAST, f"{key}={blocker}/out")
+    assert proc.returncode == 4
+    assert output(proc).strip() == f"mnistlab: cannot write the output directory {blocker}/out: Not a directory"
+
+
+def _small_disk(path: Path, size: str) -> None:
+    path.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root (or CAP_SYS_ADMIN)")
+
+
+def test_full_disk_is_one_line_keeps_the_checkpoint_and_records_failed(tmp_path):
+    disk = tmp_path / "disk"
+    _small_disk(disk, "1400k")  # the MLP's checkpoint is ~0.9 MB: epoch 1 fits, its replacement does not
+    try:
+        proc = run_cli(*FAST, "trainer.epochs=3", f"hydra.run.dir={disk}/run")
+        run_dir = disk / "run"
+        assert proc.returncode == 4, output(proc)[-3000:]
+        lines = [line for line in output(proc).splitlines() if "ERROR" in line]
+        assert lines and lines[0].endswith(f"cannot write {run_dir}/checkpoint.pt: No space left on device")
+        assert "Traceback" not in output(proc)
+        assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the previous one, intact
+        assert not list(run_dir.rglob("*.tmp"))
+        assert summary(run_dir)["status"] == "failed" and "No space left on device" in summary(run_dir)["error"]
+        assert len(read_metrics(run_dir / "metrics.csv")) == 1
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_unreadable_data_file_says_permission_denied(tmp_path):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    shutil.copytree(ROOT / "data" / "MNIST" / "raw", raw)
+    (raw / "t10k-labels-idx1-ubyte.gz").chmod(0)
+    code = f"from mnistlab.data import load_mnist; load_mnist({str(tmp_path / 'data')!r}, download=False)"
+    command = [sys.executable, "-c", code]
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        command = ["setpriv", "--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search", *command]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"DataError: {raw}/t10k-labels-idx1-ubyte.gz: cannot be read: Permission denied; make it readable" in proc.stderr
 
 
 def test_divergence_stops_with_status_and_exit_code(tmp_path):
@@ -93,14 +128,12 @@ def _start(run_dir: Path, *args: str) -> subprocess.Popen:
     command = [
         str(Path(sys.executable).parent / "mnistlab"),
         *FAST[:2],
-        "trainer.limit_batches=250",
-        "trainer.epochs=3",
+        "trainer.epochs=50",
         "trainer.batch_size=32",
-        "seed=5",
         *args,
         f"hydra.run.dir={run_dir}",
     ]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 600) -> None:
@@ -113,46 +146,49 @@ def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: fl
         time.sleep(0.05)
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
-    reference = _start(tmp_path / "reference")
-    assert reference.wait(timeout=300) == 0
-    killed = _start(tmp_path / "killed")
-    _wait_for_rows(tmp_path / "killed", 1, killed)
-    time.sleep(0.3)  # into epoch 2
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert summary(tmp_path / "killed")["status"] == "running"
-    resumed = _start(tmp_path / "killed", "trainer.resume=true")
-    assert resumed.wait(timeout=300) == 0
-    a, b = pd.read_csv(tmp_path / "reference" / "metrics.csv"), pd.read_csv(tmp_path / "killed" / "metrics.csv")
-    columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"]
-    pd.testing.assert_frame_equal(a[columns], b[columns], rtol=1e-6)
-    assert summary(tmp_path / "killed")["status"] == "completed"
+@pytest.mark.parametrize("sig,status,code", [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)])
+def test_ctrl_c_and_sigterm_keep_the_finished_epochs_and_are_recorded(tmp_path, sig, status, code):
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir)
+    _wait_for_rows(run_dir, 1, proc)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    assert f"{status}; the last finished epoch is kept in {run_dir}" in out
+    rows = len(read_metrics(run_dir / "metrics.csv"))
+    assert summary(run_dir)["status"] == status and summary(run_dir)["epochs_run"] == rows >= 1
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == rows
+    if sig == signal.SIGINT:
+        return
+    resumed = _start(run_dir, "trainer.resume=true")  # SLURM requeues a preempted job the same way
+    _wait_for_rows(run_dir, rows + 1, resumed)
+    resumed.kill()
+    resumed.wait()
 
 
-def test_ctrl_c_keeps_the_finished_epochs(tmp_path):
-    proc = _start(tmp_path / "run")
-    _wait_for_rows(tmp_path / "run", 1, proc)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
-    assert summary(tmp_path / "run")["status"] == "interrupted"
-    assert len(read_metrics(tmp_path / "run" / "metrics.csv")) >= 1
-
-
-def test_sweep_survives_a_diverging_job_and_relaunch_skips_finished_jobs(tmp_path):
+def test_sweep_with_a_failing_and_a_diverging_job_reports_all_and_exits_5(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", *FAST, "trainer.epochs=1", "optimizer.lr=0.05,1e6", f"hydra.sweep.dir={sweep}")
-    assert proc.returncode == 0, output(proc)[-3000:]
+    proc = run_cli("-m", *FAST, "trainer.epochs=1", "optimizer.lr=0.05,1e6,-1", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 5, output(proc)[-3000:]
     table = pd.read_csv(sweep / "summary.csv")
-    assert list(table["status"]) == ["completed", "diverged"]
-    assert "optimizer.lr=1000000.0): diverged" in (sweep / "report.md").read_text()
+    assert list(table["status"]) == ["completed", "diverged", "failed"]
+    report = (sweep / "report.md").read_text()
+    assert (
+        "optimizer.lr=1000000.0): diverged" in report
+        and "optimizer.lr=-1): failed: ConfigError: optimizer.lr must be > 0, got -1" in report
+    )
 
-    finished = (sweep / "0" / "metrics.csv").stat().st_mtime_ns
-    relaunch = run_cli("-m", *FAST, "trainer.epochs=1", "optimizer.lr=0.05,0.01", "trainer.resume=true", f"hydra.sweep.dir={sweep}")
-    assert relaunch.returncode == 0, output(relaunch)[-3000:]
-    assert "already completed; skipping" in output(relaunch)
-    assert (sweep / "0" / "metrics.csv").stat().st_mtime_ns == finished
-    assert list(pd.read_csv(sweep / "summary.csv")["status"]) == ["completed", "completed"]
+
+def test_sweep_in_which_every_job_fails_still_writes_its_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", *FAST, "trainer.epochs=1", "regularization.dropout=1.5,2", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 5, output(proc)[-3000:]
+    assert "Traceback" not in output(proc)
+    report = (sweep / "report.md").read_text()
+    assert "2 jobs, 0 completed" in report
+    assert "regularization.dropout=1.5): failed: ConfigError: regularization.dropout must be < 1, got 1.5" in report
+    assert "regularization.dropout=2): failed: ConfigError: regularization.dropout must be < 1, got 2" in report
+    assert list(pd.read_csv(sweep / "comparison.csv")["jobs"]) == [1, 1]
 
 
 def test_submitit_local_sweep(tmp_path):

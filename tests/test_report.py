@@ -57,7 +57,8 @@ def sweep(tmp_path):
 
 
 def test_report_groups_over_seeds_and_lists_failures(sweep):
-    report = write_report([sweep])
+    report, incomplete = write_report([sweep])
+    assert incomplete == 2
     summary = pd.read_csv(sweep / "summary.csv")
     assert len(summary) == 5 and list(summary["status"]) == ["completed", "completed", "completed", "failed", "unfinished"]
     assert summary.loc[3, ["final_test_acc"]].isna().all()
@@ -79,8 +80,34 @@ def test_report_groups_over_seeds_and_lists_failures(sweep):
 def test_report_cli_on_explicit_run_dirs(sweep, tmp_path, capsys):
     out = tmp_path / "picked"
     assert cli([str(sweep / "0"), str(sweep / "2"), "-o", str(out)]) == 0
+    assert cli([str(sweep)]) == 5  # jobs without a result
     assert "| mlp | 109,386 | 1/1 | 98.00" in capsys.readouterr().out
     assert len(pd.read_csv(out / "summary.csv")) == 2
+
+
+def test_report_lists_unreadable_run_dirs_with_the_reason_and_reports_the_rest(sweep):
+    bad = {
+        5: ("summary.json", b"\xff\xfe not utf-8", "summary.json cannot be read (UnicodeDecodeError"),
+        6: ("summary.json", b"[1, 2]", "summary.json holds a list, not an object"),
+        7: (".hydra/overrides.yaml", b"!!python/object/apply:os.system ['touch pwned']", "overrides.yaml cannot be read (ConstructorError"),
+        8: ("metrics.csv", None, "metrics.csv is missing or empty, though the summary says completed"),
+        9: ("metrics.csv", b"", "metrics.csv is missing or empty, though the summary says completed"),
+        10: ("metrics.csv", b"not,a,metrics,file\n1,2,3,4\n", "metrics.csv cannot be read (ValueError: no epoch column)"),
+    }
+    for job, (name, content, _) in bad.items():
+        run = fake_run(sweep, job, ["model=lenet5", f"seed={job}"], acc=50.0)
+        if content is None:
+            (run / name).unlink()
+        else:
+            (run / name).write_bytes(content)
+    report, incomplete = write_report([sweep])
+    table = pd.read_csv(sweep / "summary.csv").set_index("job")
+    assert incomplete == 2 + len(bad) and not (sweep / "pwned").exists()
+    for job, (_, _, reason) in bad.items():
+        assert table.loc[job, "status"] == "unreadable" and reason in table.loc[job, "error"], job
+    comparison = pd.read_csv(sweep / "comparison.csv").set_index("model")
+    assert comparison.loc["lenet5", "final_test_acc_mean"] == pytest.approx(99.3)  # the readable runs, unchanged
+    assert "job 6 (model=lenet5, seed=6): unreadable: summary.json holds a list" in report.read_text()
 
 
 def test_report_cli_without_runs_fails_clearly(tmp_path):
@@ -104,7 +131,8 @@ def test_multirun_writes_the_report(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = _assert_sweep_outputs(sweep_dir, 4, 2).set_index("model")
     assert comparison.loc["lenet5", "final_test_acc_mean"] > 85 and comparison.loc["mlp", "params"] == 109_386
-    assert (sweep_dir / "0" / "confusion.png").is_file() and (sweep_dir / "0" / "mistakes.png").is_file()
+    job = sweep_dir / "model=lenet5,seed=0,trainer.epochs=1,trainer.limit_batches=60"  # named by its settings
+    assert (job / "confusion.png").is_file() and (job / "mistakes.png").is_file()
     report_proc = run_cli(str(sweep_dir), script="mnistlab-report")
     assert report_proc.returncode == 0, report_proc.stderr[-3000:]
     assert "| lenet5 | 61,706 | 2/2 |" in report_proc.stdout
@@ -124,7 +152,7 @@ def test_multirun_with_joblib_launcher(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _assert_sweep_outputs(sweep_dir, 2, 2)
-    threads = {json.loads((sweep_dir / job / "summary.json").read_text())["threads"] for job in ("0", "1")}
+    threads = {json.loads(path.read_text())["threads"] for path in sweep_dir.glob("*/summary.json")}
     assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # two jobs share the cores instead of fighting over them
 
 
@@ -152,7 +180,8 @@ def test_optuna_search_goes_through_the_report(tmp_path):
 def test_seed_only_sweep_is_one_group(tmp_path):
     for job in range(3):
         fake_run(tmp_path, job, [f"seed={job}"], acc=99.0 + job / 10, model="lenet5")
-    report = write_report([tmp_path])
+    report, incomplete = write_report([tmp_path])
+    assert incomplete == 0
     comparison = pd.read_csv(tmp_path / "comparison.csv")
     assert len(comparison) == 1 and comparison.loc[0, "n"] == 3
     assert comparison.loc[0, "final_test_acc_mean"] == pytest.approx(99.1)

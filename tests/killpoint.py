@@ -1,0 +1,112 @@
+"""Launch ``mnistlab`` runs and SIGKILL them at chosen points, for the fault-injection tests.
+
+``python tests/killpoint.py`` imports mnistlab once, then serves launches: each line on stdin is a JSON
+``[point, n, delay, args]``. A forked child runs ``mnistlab ARGS`` and is killed the n-th time it reaches
+``point`` (or by the server after ``delay`` seconds); the child's exit status comes back as one line.
+
+- ``step``: before a training step (inside an epoch);
+- ``evaluate``: before an evaluation pass (test or validation split);
+- ``checkpoint``: after checkpoint.pt is written, before metrics.csv;
+- ``metrics``: after metrics.csv is written (an epoch fully recorded);
+- ``mid-write``: half-way through writing a run file (its temporary copy);
+- ``none``: never.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+
+
+def kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm(point: str, n: int) -> None:
+    from mnistlab import engine, runfiles
+
+    calls = 0
+
+    def due() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls == n
+
+    def before(fn):
+        def wrapped(*args, **kwargs):
+            if due():
+                kill()
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    def after(fn):
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if due():
+                kill()
+            return out
+
+        return wrapped
+
+    def half_written(fn):
+        def wrapped(path, data):
+            if due():
+                path.with_name(f"{path.name}.tmp").write_bytes(data[: len(data) // 2])
+                kill()
+            return fn(path, data)
+
+        return wrapped
+
+    if point == "step":
+        engine.Trainer.train_step = before(engine.Trainer.train_step)
+    elif point == "evaluate":
+        engine.evaluate = before(engine.evaluate)
+    elif point == "checkpoint":
+        engine.save_checkpoint = after(engine.save_checkpoint)
+    elif point == "metrics":
+        engine.write_metrics = after(engine.write_metrics)
+    elif point == "mid-write":
+        runfiles.write_atomic = half_written(runfiles.write_atomic)
+    elif point != "none":
+        raise SystemExit(f"unknown kill point {point!r}")
+
+
+def launch(point: str, n: int, delay: float | None, args: list[str]) -> int:
+    """Fork one run; returns its exit code, or minus the signal that ended it."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            arm(point, n)
+            from mnistlab.train import cli
+
+            sys.argv = ["mnistlab", *args]
+            cli()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        finally:
+            os._exit(code)
+    timer = threading.Timer(delay, os.kill, (pid, signal.SIGKILL)) if delay is not None else None
+    if timer:
+        timer.start()
+    _, status = os.waitpid(pid, 0)
+    if timer:
+        timer.cancel()
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+if __name__ == "__main__":
+    import torch._dynamo  # noqa: F401  (every run imports it with its optimizer: 2 s, paid once here)
+
+    import mnistlab.train  # noqa: F401  (torch, Hydra and mnistlab imported once, before any fork)
+
+    for line in sys.stdin:
+        point, n, delay, args = json.loads(line)
+        print(launch(point, n, delay, args), flush=True)
