@@ -16,6 +16,7 @@ from mnistlab.errors import ConfigError
 from mnistlab.settings import TrainerSettings
 
 log = logging.getLogger("mnistlab")
+TORCH_THREADS = torch.get_num_threads()  # torch's default, before anything sets it: the physical cores
 
 
 def pick_device(name: str) -> torch.device:
@@ -82,10 +83,19 @@ def fused_optimizer(device: torch.device) -> bool:
     return device.type in ("cpu", "cuda")
 
 
-def set_threads(threads: int | None, parallel_jobs: int | None) -> int:
-    """Torch's CPU threads: ``trainer.threads`` if set, else the cores shared by jobs running side by side."""
-    if threads is None and parallel_jobs and parallel_jobs != 1:
-        threads = max(1, (os.cpu_count() or 1) // parallel_jobs) if parallel_jobs > 0 else 1
-    if threads:
-        torch.set_num_threads(threads)
+def cpu_share(parallel_jobs: int | None = None, cpus_per_task: int | None = None) -> int:
+    """The cores this run may use: torch's default (the physical cores), the CPUs the process may run on, SLURM's
+    allocation and the launcher's ``cpus_per_task``, divided among the jobs a launcher runs side by side here."""
+    cores = min(TORCH_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else TORCH_THREADS)
+    for limit in (os.environ.get("SLURM_CPUS_PER_TASK", ""), cpus_per_task):
+        if str(limit or "").isdigit() and int(limit) > 0:
+            cores = min(cores, int(limit))
+    if parallel_jobs and parallel_jobs != 1:
+        cores = max(1, cores // parallel_jobs) if parallel_jobs > 0 else 1  # joblib's n_jobs=-1: a job per core
+    return cores
+
+
+def set_threads(threads: int | None, parallel_jobs: int | None = None, cpus_per_task: int | None = None) -> int:
+    """Torch's CPU threads: ``trainer.threads`` if set, else this run's share of the cores (:func:`cpu_share`)."""
+    torch.set_num_threads(threads or cpu_share(parallel_jobs, cpus_per_task))
     return torch.get_num_threads()

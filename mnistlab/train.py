@@ -72,6 +72,8 @@ class Job:
     parallel_jobs: int | None = None  # jobs the launcher runs side by side on this machine (joblib's n_jobs)
     num: int | None = None  # the job's number in its sweep
     hydra: DictConfig | None = None  # Hydra's own config, recorded as .hydra/hydra.yaml
+    cpus_per_task: int | None = None  # the launcher's CPUs per job (submitit)
+    requeues: int = dataclasses.field(default_factory=lambda: int(os.environ.get("SLURM_RESTART_COUNT") or 0))  # by SLURM
 
     @classmethod
     def current(cls) -> Job:
@@ -86,6 +88,7 @@ class Job:
             hc.launcher.get("n_jobs") if multirun else None,
             hc.job.get("num") if multirun else None,
             hc,
+            hc.launcher.get("cpus_per_task") if multirun else None,
         )
 
 
@@ -116,7 +119,7 @@ def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, 
     device = pick_device(settings.trainer.device)
     settings = dataclasses.replace(settings, trainer=speed_settings(settings.trainer, device))
     t = settings.trainer
-    threads = set_threads(t.threads, job.parallel_jobs)
+    threads = set_threads(t.threads, job.parallel_jobs, job.cpus_per_task)
     seed_everything(settings.seed)
     data = prepare(load_mnist(settings.data.root, download=settings.data.download), device, settings.data.val_size, settings.seed)
     model = _instantiate(cfg.model)
@@ -127,6 +130,14 @@ def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, 
     per_epoch = steps_per_epoch(len(data.train), t.batch_size, t.limit_batches)
     scheduler = _instantiate(cfg.scheduler)(optimizer, total_steps=t.epochs * per_epoch, steps_per_epoch=per_epoch)
     return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg))
+
+
+def slurm_job_id() -> str | None:
+    """The SLURM job running this process as ``squeue`` shows it (``<array>_<task>`` for an array task), or None."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
+    return env.get("SLURM_JOB_ID")
 
 
 def plan_launch(run_dir: Path, cfg: DictConfig, resume: bool) -> tuple[str, dict[str, Any]]:
@@ -186,6 +197,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "model": job.model,
         "seed": cfg.get("seed"),
         "job": job.num,
+        "slurm_job": slurm_job_id(),
+        "requeues": job.requeues,
         "overrides": job.overrides,
         "versions": runfiles.versions(),
     }
@@ -200,7 +213,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     try:
         make_dir(run_dir)
         settings = load_settings(cfg)
-        plan, previous = plan_launch(run_dir, cfg, settings.trainer.resume)
+        if job.requeues:
+            log.info("requeued by SLURM (%d times): resuming %s", job.requeues, run_dir)
+        plan, previous = plan_launch(run_dir, cfg, settings.trainer.resume or job.requeues > 0)
         if plan == "skip":
             log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
             return previous

@@ -54,12 +54,18 @@ def test_amp_on_cpu_without_channels_last_gets_a_hint(monkeypatch, caplog):
     assert "channels_last" not in caplog.text
 
 
-def test_threads_follow_the_setting_or_the_launchers_share():
+def test_threads_follow_the_setting_or_the_launchers_share(monkeypatch):
     before = torch.get_num_threads()
     try:
+        cores = min(device.TORCH_THREADS, len(os.sched_getaffinity(0)))
         assert device.set_threads(1, None) == 1
-        assert device.set_threads(None, 2) == max(1, (os.cpu_count() or 1) // 2)
+        assert device.set_threads(None) == cores
+        assert device.set_threads(None, 2) == max(1, cores // 2)
         assert device.set_threads(None, -1) == 1  # joblib's n_jobs=-1: every core busy with a job
+        assert device.set_threads(None, None, cpus_per_task=1) == 1  # submitit's cpus_per_task
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+        assert device.set_threads(None) == 1  # SLURM's allocation
+        assert device.set_threads(3) == 3  # trainer.threads wins
     finally:
         torch.set_num_threads(before)
 

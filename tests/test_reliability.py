@@ -191,10 +191,11 @@ def test_sweep_in_which_every_job_fails_still_writes_its_report(tmp_path):
     assert list(pd.read_csv(sweep / "comparison.csv")["jobs"]) == [1, 1]
 
 
-def test_submitit_local_sweep(tmp_path):
+def test_submitit_local_sweep_gives_each_job_its_cpus_per_task(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", *FAST, "trainer.epochs=1", "seed=0,1", "hydra/launcher=submitit_local", f"hydra.sweep.dir={sweep}")
+    proc = run_cli("-m", *FAST, "trainer.epochs=1", "seed=0,1", "hydra/launcher=local", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, output(proc)[-3000:]
     table = pd.read_csv(sweep / "summary.csv")
     assert len(table) == 2 and (table["status"] == "completed").all()
+    assert {json.loads((Path(d) / "summary.json").read_text())["threads"] for d in table["run_dir"]} == {1}

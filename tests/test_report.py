@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
+from mnistlab.device import TORCH_THREADS
 from mnistlab.report import cli, write_report
 
 
@@ -153,7 +154,7 @@ def test_multirun_with_joblib_launcher(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     _assert_sweep_outputs(sweep_dir, 2, 2)
     threads = {json.loads(path.read_text())["threads"] for path in sweep_dir.glob("*/summary.json")}
-    assert threads == {max(1, (os.cpu_count() or 1) // 2)}  # two jobs share the cores instead of fighting over them
+    assert threads == {max(1, min(TORCH_THREADS, os.cpu_count() or 1) // 2)}  # two jobs share the cores, not fight over them
 
 
 def test_optuna_search_goes_through_the_report(tmp_path):
