@@ -98,7 +98,7 @@ def test_a_requeued_job_resumes_by_itself_to_the_metrics_of_an_uninterrupted_one
     if how == "scontrol requeue":
         subprocess.run(["scontrol", "requeue", job], check=True)
     else:  # what SLURM sends before the time limit; submitit checkpoints the job and requeues it
-        subprocess.run(["scancel", "--signal=USR2", "--batch", job], check=True)
+        subprocess.run(["scancel", "--signal=USR2", job], check=True)
     release(job)
     out = finish(proc)
     assert proc.returncode == 0, out[-3000:]
