@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import math
-import os
 import random
-import secrets
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,73 +17,19 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mnistlab import runfiles
 from mnistlab.data import PROJECT_ROOT, load_mnist, pixels, prepare, steps_per_epoch
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
 from mnistlab.engine import FitResult, Trainer, evaluate
-from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, OutputError, RunDirError, Terminated, UserError
+from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, OutputError, UserError
+from mnistlab.launch import Job, make_dir, plan_launch, sigterm_as_interrupt, slurm_job_id, stop_status
 from mnistlab.models import count_parameters, parameter_table
-from mnistlab.settings import EXECUTION_KEYS, Settings, differences, identity, load_settings
+from mnistlab.settings import Settings, identity, load_settings
 
 log = logging.getLogger("mnistlab")
-
-
-def job_dirname(overrides: Sequence[str]) -> str:
-    """A sweep job's directory, named by its settings (``model=mlp,seed=1``), execution settings left out.
-
-    A relaunched sweep thereby finds each job's earlier run by its settings, whatever its position in the
-    new sweep. A name too long for a file name is cut and ends in a hash of the whole.
-    """
-    key = lambda item: item.split("=", 1)[0].lstrip("+~")  # noqa: E731
-    kept = sorted((o for o in overrides if key(o) not in EXECUTION_KEYS and not key(o).startswith("hydra.")), key=key)
-    name = ",".join(kept).replace(os.sep, "_") or "job"
-    if len(name.encode()) > 200:
-        name = name.encode()[:180].decode(errors="ignore") + "," + hashlib.sha1(name.encode()).hexdigest()[:12]
-    return name
-
-
-def _job_dir_resolver(*, _root_: DictConfig) -> str:
-    return job_dirname(list(_root_.hydra.overrides.task))
-
-
-# ${uid:} makes run and sweep directories unique even when started in the same second.
-OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
-OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
-OmegaConf.register_new_resolver("job_dir", _job_dir_resolver, replace=True)
-
-
-@dataclasses.dataclass
-class Job:
-    """What Hydra knows about this run: its overrides, the chosen model option, and how it was launched."""
-
-    overrides: list[str] = dataclasses.field(default_factory=list)
-    model: str | None = None
-    multirun: bool = False
-    parallel_jobs: int | None = None  # jobs the launcher runs side by side on this machine (joblib's n_jobs)
-    num: int | None = None  # the job's number in its sweep
-    hydra: DictConfig | None = None  # Hydra's own config, recorded as .hydra/hydra.yaml
-    cpus_per_task: int | None = None  # the launcher's CPUs per job (submitit)
-    requeues: int = dataclasses.field(default_factory=lambda: int(os.environ.get("SLURM_RESTART_COUNT") or 0))  # by SLURM
-
-    @classmethod
-    def current(cls) -> Job:
-        if not HydraConfig.initialized():
-            return cls()
-        hc = HydraConfig.get()
-        multirun = hc.mode == RunMode.MULTIRUN
-        return cls(
-            list(hc.overrides.task),
-            hc.runtime.choices.get("model"),
-            multirun,
-            hc.launcher.get("n_jobs") if multirun else None,
-            hc.job.get("num") if multirun else None,
-            hc,
-            hc.launcher.get("cpus_per_task") if multirun else None,
-        )
 
 
 def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
@@ -130,56 +70,6 @@ def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, 
     per_epoch = steps_per_epoch(len(data.train), t.batch_size, t.limit_batches)
     scheduler = _instantiate(cfg.scheduler)(optimizer, total_steps=t.epochs * per_epoch, steps_per_epoch=per_epoch)
     return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg))
-
-
-def slurm_job_id() -> str | None:
-    """The SLURM job running this process as ``squeue`` shows it (``<array>_<task>`` for an array task), or None."""
-    env = os.environ
-    if env.get("SLURM_ARRAY_JOB_ID"):
-        return f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID', '')}"
-    return env.get("SLURM_JOB_ID")
-
-
-def plan_launch(run_dir: Path, cfg: DictConfig, resume: bool) -> tuple[str, dict[str, Any]]:
-    """What this launch does in ``run_dir``: ``new``, ``resume`` or ``skip`` (completed), with the previous summary.
-
-    A directory that holds trained epochs is only ever resumed, with ``trainer.resume=true`` and the very
-    settings it was trained with; anything else is refused, naming each differing key.
-    """
-    if not runfiles.has_records(run_dir):
-        if resume:
-            log.warning("nothing to resume in %s; starting from epoch 1", run_dir)
-        return "new", {}
-    try:
-        previous = runfiles.read_summary(run_dir)
-    except ValueError:
-        previous = {}
-    status = previous.get("status", "no summary")
-    if not ((run_dir / runfiles.CHECKPOINT_FILE).exists() or (run_dir / runfiles.METRICS_FILE).exists()):
-        log.info("%s holds a launch that trained nothing (%s); starting afresh", run_dir, status)
-        return "new", previous
-    if not resume:
-        raise RunDirError(
-            f"{run_dir} already holds a run ({status}, {previous.get('epochs_run', 'some')} epochs); add trainer.resume=true to continue it "
-            "with the same settings, or launch into a new directory (hydra.run.dir, hydra.sweep.dir)"
-        )
-    try:
-        recorded = runfiles.read_config(run_dir)
-        changed = differences(identity(recorded), identity(cfg)) if recorded is not None else []
-    except Exception as err:
-        raise RunDirError(
-            f"{run_dir / runfiles.CONFIG_FILE} cannot be read ({type(err).__name__}: {err}); launch into a new directory"
-        ) from err
-    if changed:
-        raise RunDirError(
-            f"cannot resume {run_dir}: it was trained with other settings ({'; '.join(changed)}); "
-            "resume with the run's own settings, or launch into a new directory"
-        )
-    return ("skip" if status == "completed" else "resume"), previous
-
-
-def stop_status(err: BaseException) -> str:
-    return "terminated" if isinstance(err, Terminated) else "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -252,13 +142,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def make_dir(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create {run_dir}: {err.strerror or err}") from err
-
-
 def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, Any]:
     """The summary fields of a finished fit; a completed run's kept weights are evaluated once more and drawn under ``title``."""
     preds = None
@@ -298,23 +181,6 @@ def objective(summary: dict[str, Any]) -> float:
     """What sweepers maximise: final validation accuracy if there is a validation split, else test accuracy."""
     value = summary.get("final_val_acc", summary.get("final_test_acc"))
     return float(value) if value is not None and summary.get("status") == "completed" else math.nan
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While it lasts, SIGTERM raises Terminated, which training handles like Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        raise Terminated("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @hydra.main(config_path=str(PROJECT_ROOT / "conf"), config_name="config", version_base="1.3")
