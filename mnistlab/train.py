@@ -211,6 +211,11 @@ def main(cfg: DictConfig) -> float:
 
 
 def cli() -> None:
+    """``mnistlab``: Hydra's command line, with ``--version`` answering for mnistlab (Hydra's would print its own)."""
+    if "--version" in sys.argv[1:]:
+        versions = runfiles.versions()
+        print(f"mnistlab {versions.pop('mnistlab')} ({', '.join(f'{name} {v}' for name, v in versions.items())})")
+        return
     main()
 
 

@@ -7,6 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+import mnistlab
 import mnistlab.train  # noqa: F401  (registers the ${uid:} resolver)
 from conftest import CONF, run_cli
 from mnistlab.device import cpu_has_native_bf16
@@ -48,6 +49,12 @@ def test_module_entry_and_help_from_another_directory(tmp_path):
         "data: mnist",
     ):
         assert line in proc.stdout
+
+
+def test_version_is_mnistlabs(tmp_path):
+    proc = run_cli("--version", module=True, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"mnistlab {mnistlab.__version__} (python ")
+    assert "torch " in proc.stdout and "Hydra" not in proc.stdout
 
 
 def test_bad_value_fails_before_training(tmp_path):
