@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mnistlab.augment import augment_batch
 from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, steps_per_epoch
-from mnistlab.errors import CheckpointError, Terminated
+from mnistlab.errors import CheckpointError, stop_status
 from mnistlab.graphs import GraphedStep, portable_state
 from mnistlab.runfiles import CHECKPOINT_FILE, METRICS_FILE, load_checkpoint, save_checkpoint, write_metrics
 from mnistlab.settings import Settings, differences
@@ -256,7 +256,7 @@ class Trainer:
                     stopped_early = True
                     break
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
-            status = "terminated" if isinstance(stop, Terminated) else "interrupted"
+            status = stop_status(stop)
             log.warning("%s; the last finished epoch is kept in %s", status, self.run_dir)
             if self.history:  # the stop may have come between the checkpoint and its metrics row
                 write_metrics(self.metrics_path, self.history)

@@ -38,3 +38,8 @@ class OutputError(UserError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (sent by ``kill``, SLURM, container runtimes), handled like Ctrl-C but recorded apart."""
+
+
+def stop_status(err: BaseException) -> str:
+    """The ``summary.json`` status of a run ended by ``err``: terminated (SIGTERM), interrupted (Ctrl-C) or failed."""
+    return "terminated" if isinstance(err, Terminated) else "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"

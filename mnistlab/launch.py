@@ -126,10 +126,6 @@ def plan_launch(run_dir: Path, cfg: DictConfig, resume: bool) -> tuple[str, dict
     return ("skip" if status == "completed" else "resume"), previous
 
 
-def stop_status(err: BaseException) -> str:
-    return "terminated" if isinstance(err, Terminated) else "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-
-
 def make_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

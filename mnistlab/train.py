@@ -24,8 +24,8 @@ from mnistlab import runfiles
 from mnistlab.data import PROJECT_ROOT, load_mnist, pixels, prepare, steps_per_epoch
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
 from mnistlab.engine import FitResult, Trainer, evaluate
-from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, OutputError, UserError
-from mnistlab.launch import Job, make_dir, plan_launch, sigterm_as_interrupt, slurm_job_id, stop_status
+from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, OutputError, UserError, stop_status
+from mnistlab.launch import Job, make_dir, plan_launch, sigterm_as_interrupt, slurm_job_id
 from mnistlab.models import count_parameters, parameter_table
 from mnistlab.settings import Settings, identity, load_settings
 

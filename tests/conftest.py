@@ -19,16 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
 
+def compose_config(*overrides: str):
+    """Compose the project's config with overrides, as the CLI would (without the hydra node)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 @pytest.fixture
 def make_cfg():
-    """Compose the project's config with overrides, as the CLI would (without the hydra node)."""
-
-    def _compose(*overrides: str):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
-
-    yield _compose
+    """:func:`compose_config`, with Hydra's global state cleared afterwards."""
+    yield compose_config
     GlobalHydra.instance().clear()
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import new_dir, run_cli, run_interrupted_then_resumed
+from conftest import compose_config, new_dir, run_cli, run_interrupted_then_resumed
 from mnistlab import train
 from mnistlab.errors import DataError, RunDirError
 from mnistlab.runfiles import read_summary
@@ -30,19 +30,11 @@ def fingerprint(run_dir: Path) -> dict[str, str]:
 def interrupted(tmp_path_factory):
     """A 3-epoch MLP run stopped by Ctrl-C after epoch 1 (its checkpoint holds epoch 1)."""
     from _pytest.monkeypatch import MonkeyPatch
-    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
-    from conftest import CONF
-
-    def make_cfg(*overrides):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
 
     run_dir = tmp_path_factory.mktemp("interrupted") / "run"
     with MonkeyPatch.context() as mp:
-        stopped, _ = run_interrupted_then_resumed(make_cfg, [*FAST, "trainer.epochs=3"], run_dir, mp, resume=False)
+        stopped, _ = run_interrupted_then_resumed(compose_config, [*FAST, "trainer.epochs=3"], run_dir, mp, resume=False)
     GlobalHydra.instance().clear()
     assert stopped["status"] == "interrupted" and stopped["epochs_run"] == 1
     return run_dir
