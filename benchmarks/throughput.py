@@ -27,10 +27,12 @@ import torch
 import torch.nn.functional as F
 from torchvision import datasets, transforms
 
-from mnistlab.data import CHECKSUMS, MEAN, STD, load_mnist, prepare, resolve_root, shuffled_batches
+from mnistlab.data import CHECKSUMS, load_mnist, prepare, shuffled_batches
+from mnistlab.datasets import MNIST
 from mnistlab.device import cpu_has_native_bf16, pick_device, prepare_model, speed_settings
 from mnistlab.engine import Trainer
 from mnistlab.models import LeNet5
+from mnistlab.paths import bundled_data_dir
 from mnistlab.schedules import constant
 from mnistlab.settings import AugmentSettings, DataSettings, RegularizationSettings, Settings, TrainerSettings
 
@@ -83,7 +85,7 @@ def time_reference(root: Path, device: torch.device, batch_size: int, augment: b
         str(root),
         train=True,
         download=False,
-        transform=transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]),
+        transform=transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize((MNIST.mean,), (MNIST.std,))]),
     )
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda"
@@ -121,7 +123,7 @@ def reference_root() -> tempfile.TemporaryDirectory:
     raw = Path(tmp.name) / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for stem in CHECKSUMS:
-        (raw / stem).write_bytes(gzip.decompress((resolve_root("data") / "MNIST" / "raw" / f"{stem}.gz").read_bytes()))
+        (raw / stem).write_bytes(gzip.decompress((bundled_data_dir() / "MNIST" / "raw" / f"{stem}.gz").read_bytes()))
     return tmp
 
 

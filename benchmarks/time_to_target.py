@@ -17,7 +17,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from mnistlab.data import PROJECT_ROOT
+from mnistlab.paths import config_dir
 from mnistlab.train import run
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra config overrides, e.g. trainer.threads=2")
     args = parser.parse_args()
     rows = []
-    with initialize_config_dir(config_dir=str(PROJECT_ROOT / "conf"), version_base="1.3"), tempfile.TemporaryDirectory() as tmp:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"), tempfile.TemporaryDirectory() as tmp:
         for i, seed in enumerate([None] * args.warmup_runs + args.seeds):
             overrides = [
                 f"experiment={args.experiment}",

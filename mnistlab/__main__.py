@@ -1,5 +1,5 @@
 """``python -m mnistlab``: the same entry point as the ``mnistlab`` command."""
 
-from mnistlab.train import cli
+from mnistlab.cli import cli
 
 cli()

@@ -7,10 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mnistlab.data import MEAN, STD
 from mnistlab.settings import AugmentSettings
-
-BACKGROUND = (0.0 - MEAN) / STD  # a black pixel after normalization
 
 
 def _uniform(n: int, bound: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -43,7 +40,7 @@ def _affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return planes.permute(0, 2, 3, 1)
 
 
-def augment_batch(images: torch.Tensor, cfg: AugmentSettings, generator: torch.Generator) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, cfg: AugmentSettings, generator: torch.Generator, background: float) -> torch.Tensor:
     """Warp a normalized batch (N, 1, H, W) with per-sample random rotation, shift, scale (and elastic field)."""
     if not cfg.enabled:
         return images
@@ -57,5 +54,5 @@ def augment_batch(images: torch.Tensor, cfg: AugmentSettings, generator: torch.G
     grid = _affine_grid(theta.to(images.dtype), h, w)
     if cfg.elastic_alpha > 0:
         grid = grid + _elastic_field(n, h, w, cfg, generator, device).to(images.dtype)
-    warped = F.grid_sample(images - BACKGROUND, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return warped + BACKGROUND
+    warped = F.grid_sample(images - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return warped + background

@@ -1,4 +1,4 @@
-"""MNIST from IDX files: reading, checksums, splits and on-device batching."""
+"""MNIST-like datasets from IDX files: finding, reading, checksums, splits and on-device batching."""
 
 from __future__ import annotations
 
@@ -9,28 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from mnistlab import paths
+from mnistlab.datasets import MNIST, STEMS, DatasetSpec, dataset_spec, download_root, search_dirs
 from mnistlab.errors import DataError
 
-MEAN, STD = 0.1307, 0.3081
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CHECKSUMS = MNIST.checksums
 
-# SHA-256 of the decompressed IDX files.
-CHECKSUMS = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
 IDX_MAGIC = {0x00000801: 1, 0x00000803: 3}  # unsigned-byte labels (1-D), images (3-D)
-
-
-def resolve_root(root: str | Path) -> Path:
-    """Resolve ``data.root``: relative paths are taken from the project, not the run directory."""
-    path = Path(root).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
@@ -85,62 +72,66 @@ def read_idx_file(path: Path, sha256: str | None = None) -> torch.Tensor:
     return tensor
 
 
-def _download(root: Path) -> None:
+def _download(spec: DatasetSpec, root: Path) -> None:
     """Fetch the files with torchvision; raises when that is impossible (e.g. offline)."""
-    from torchvision.datasets import MNIST
+    import torchvision.datasets
 
-    MNIST(str(root), train=True, download=True)
-    MNIST(str(root), train=False, download=True)
+    dataset = getattr(torchvision.datasets, spec.folder)
+    dataset(str(root), train=True, download=True)
+    dataset(str(root), train=False, download=True)
 
 
 @dataclass
-class MnistArrays:
-    """The MNIST splits as uint8 images (N, 28, 28) and int64 labels (N,)."""
+class Arrays:
+    """A dataset's splits as uint8 images (N, 28, 28) and int64 labels (N,)."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
+    spec: DatasetSpec = MNIST
 
 
-def load_mnist(root: str | Path = "data", download: bool = True) -> MnistArrays:
-    """Load and verify MNIST from ``<root>/MNIST/raw`` (torchvision's layout)."""
-    folder = resolve_root(root) / "MNIST" / "raw"
-    missing = [stem for stem in CHECKSUMS if find_file(folder, stem) is None]
-    if missing and download:
+def _locate(folders: list[Path]) -> dict[str, Path] | None:
+    """The four files from the first folder that holds them all."""
+    for folder in folders:
+        files = {stem: find_file(folder, stem) for stem in STEMS}
+        if all(files.values()):
+            return files  # type: ignore[return-value]
+    return None
+
+
+def load_dataset(name: str = "mnist", root: str | Path | None = None, download: bool = True) -> Arrays:
+    """Find, read and verify a dataset (see :func:`search_dirs`); with ``download``, fetch it when no folder has it."""
+    spec = dataset_spec(name)
+    folders = search_dirs(spec, root)
+    files = _locate(folders)
+    download_error = ""
+    if files is None and download:
         try:
-            _download(resolve_root(root))
+            _download(spec, download_root(root))
         except Exception as err:  # offline, permission, mirror down: one clear message below
-            download_error = f" (download failed: {type(err).__name__}: {err})"
-        else:
-            download_error = ""
-        missing = [stem for stem in CHECKSUMS if find_file(folder, stem) is None]
-    else:
-        download_error = ""
-    if missing:
+            download_error = f"; the download failed ({type(err).__name__}: {err})"
+        files = _locate(folders)
+    if files is None:
+        hint = f"; {spec.install_hint}" if spec.install_hint else ""
         raise DataError(
-            f"MNIST files missing in {folder}: {', '.join(missing)}{download_error}. "
-            f"Put the four files {', '.join(f'{s}.gz' for s in CHECKSUMS)} (gzip or raw) there, "
-            "or set data.root to the folder that holds MNIST/raw."
+            f"{spec.title} files missing in {', '.join(map(str, folders))}: {', '.join(f'{s}.gz' for s in STEMS)} (gzip or raw)"
+            f"{download_error}. Put them in one of those folders, set data.root to the folder that holds them, or set ${paths.DATA_ENV}{hint}."
         )
-    arrays = {stem: read_idx_file(find_file(folder, stem), sha) for stem, sha in CHECKSUMS.items()}
-    return MnistArrays(
+    arrays = {stem: read_idx_file(path, spec.checksums[stem]) for stem, path in files.items()}
+    return Arrays(
         train_images=arrays["train-images-idx3-ubyte"],
         train_labels=arrays["train-labels-idx1-ubyte"].long(),
         test_images=arrays["t10k-images-idx3-ubyte"],
         test_labels=arrays["t10k-labels-idx1-ubyte"].long(),
+        spec=spec,
     )
 
 
-def normalize(images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) on ``device``, standardized with MNIST's mean and std."""
-    x = images.to(device).unsqueeze(1).float().div_(255.0)
-    return x.sub_(MEAN).div_(STD)
-
-
-def pixels(images: torch.Tensor) -> np.ndarray:
-    """Normalized images (N, 1, H, W) back to pixel values in [0, 1], (N, H, W) on the CPU, for figures."""
-    return (images[:, 0].float().cpu() * STD + MEAN).numpy()
+def load_mnist(root: str | Path | None = None, download: bool = True) -> Arrays:
+    """MNIST (see :func:`load_dataset`)."""
+    return load_dataset("mnist", root, download)
 
 
 @dataclass
@@ -161,22 +152,24 @@ class DeviceData:
     train: Split
     test: Split
     val: Split | None = None
+    spec: DatasetSpec = MNIST
 
 
-def prepare(arrays: MnistArrays, device: torch.device | str, val_size: int = 0, seed: int = 0) -> DeviceData:
-    """Move MNIST to ``device``; carve a validation split of ``val_size`` images, chosen by ``seed``."""
+def prepare(arrays: Arrays, device: torch.device | str, val_size: int = 0, seed: int = 0) -> DeviceData:
+    """Move a dataset to ``device``; carve a validation split of ``val_size`` images, chosen by ``seed``."""
     n = len(arrays.train_labels)
-    images, labels = arrays.train_images, arrays.train_labels
+    images, labels, spec = arrays.train_images, arrays.train_labels, arrays.spec
     val = None
     if val_size:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         val_idx, train_idx = order[:val_size], order[val_size:]
-        val = Split(normalize(images[val_idx], device), labels[val_idx].to(device))
+        val = Split(spec.normalize(images[val_idx], device), labels[val_idx].to(device))
         images, labels = images[train_idx], labels[train_idx]
     return DeviceData(
-        train=Split(normalize(images, device), labels.to(device)),
-        test=Split(normalize(arrays.test_images, device), arrays.test_labels.to(device)),
+        train=Split(spec.normalize(images, device), labels.to(device)),
+        test=Split(spec.normalize(arrays.test_images, device), arrays.test_labels.to(device)),
         val=val,
+        spec=spec,
     )
 
 

@@ -19,7 +19,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab import runfiles
-from mnistlab.data import PROJECT_ROOT
 from mnistlab.errors import OutputError, RunDirError, Terminated
 from mnistlab.settings import EXECUTION_KEYS, differences, identity
 
@@ -46,7 +45,6 @@ def _job_dir_resolver(*, _root_: DictConfig) -> str:
 
 # ${uid:} makes run and sweep directories unique even when started in the same second.
 OmegaConf.register_new_resolver("uid", lambda: secrets.token_hex(3), use_cache=True, replace=True)
-OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
 OmegaConf.register_new_resolver("job_dir", _job_dir_resolver, replace=True)
 
 

@@ -17,7 +17,6 @@ import platform
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
@@ -96,6 +95,8 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Serialize in memory, then write atomically: a crash or a full disk leaves the previous checkpoint intact."""
+    import torch  # here, not at the top: the command line composes configs without loading torch
+
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_atomic(path, buffer.getvalue())
@@ -104,10 +105,10 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's state, loaded with ``weights_only=True`` (no pickled code runs)."""
     if not path.exists():
-        raise CheckpointError(
-            f"there is no checkpoint at {path} to resume from (the run had trainer.checkpoint=false); launch into a new run directory"
-        )
+        raise CheckpointError(f"there is no checkpoint at {path}: the run trained no epoch, or had trainer.checkpoint=false")
     try:
+        import torch
+
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path} cannot be loaded ({type(err).__name__}: {err}); it is corrupt or not a mnistlab checkpoint") from err

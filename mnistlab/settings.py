@@ -20,10 +20,11 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mnistlab.datasets import dataset_spec
 from mnistlab.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-TRAIN_IMAGES = 60_000  # MNIST's training split, before data.val_size is held out
+TRAIN_IMAGES = 60_000  # the training split of every dataset in mnistlab/datasets.py, before data.val_size is held out
 BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
 
 
@@ -117,12 +118,19 @@ class TrainerSettings(Checked):
 
 @dataclass
 class DataSettings(Checked):
-    """Where MNIST is read from, and the validation split."""
+    """Which MNIST-like dataset, where it is read from, and the validation split."""
 
     KEY: ClassVar[str] = "data"
-    root: str = "data"  # folder holding MNIST/raw/ (torchvision's layout); relative paths start at the project root
+    name: str = "mnist"  # mnist | fashion_mnist (mnistlab/datasets.py)
+    root: str | None = (
+        None  # folder holding the files (or <Name>/raw/ with them); null: $MNISTLAB_DATA, the shipped copy, the OS's, the user cache
+    )
     val_size: int = ranged(0, ge=0, lt=TRAIN_IMAGES)  # training images held out for validation (0: train on all 60,000)
-    download: bool = True  # when files are missing, try torchvision's download before failing
+    download: bool = True  # when no folder has the files, let torchvision download them (into data.root, else the user cache)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        dataset_spec(self.name)
 
 
 @dataclass
@@ -164,6 +172,8 @@ ARGUMENT_RANGES: dict[str, dict[str, dict[str, float]]] = {
         "eta_min": {"ge": 0},
     },
 }
+
+SCHEDULER_INTERVALS = ("step", "epoch")  # scheduler.interval: step the scheduler after every batch or every epoch
 
 # Settings that change how a run executes, not what it trains (at most the last digits, as another thread
 # count does). They may differ when a run is resumed and never name a sweep job's directory; every other
@@ -216,6 +226,10 @@ def _check_arguments(node: DictConfig, group: str) -> None:
     for key in node:
         if key.startswith("_") and key.endswith("_"):
             continue
+        if group == "scheduler" and key == "interval":  # read by mnistlab, not passed to the scheduler
+            if node[key] not in SCHEDULER_INTERVALS:
+                raise ConfigError(f"scheduler.interval must be one of {', '.join(SCHEDULER_INTERVALS)}, got {node[key]!r}")
+            continue
         if not open_ended and key not in parameters:
             raise _unknown(f"{group}.{key}", list(parameters))
         if key in ARGUMENT_RANGES.get(group, {}):
@@ -259,10 +273,26 @@ def load_settings(cfg: DictConfig) -> Settings:
         raise ConfigError(
             f"trainer.batch_size must be <= {train_images:,} (the training images left by data.val_size), got {t.batch_size:,}"
         )
+    _check_regularization_reaches(cfg, reg)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs")
     if warmup is not None and warmup > t.epochs:
         raise ConfigError(f"scheduler.warmup_epochs must be <= trainer.epochs ({t.epochs}), got {warmup}")
     return settings
+
+
+# A regularization setting reaches the model or optimizer only where that group's config interpolates it.
+CARRIERS = {"dropout": "model", "batch_norm": "model", "weight_decay": "optimizer"}
+
+
+def _check_regularization_reaches(cfg: DictConfig, reg: RegularizationSettings) -> None:
+    """A regularization that the model or optimizer never reads would label a run with what it did not train."""
+    for key, group in CARRIERS.items():
+        value = getattr(reg, key)
+        if value and f"${{regularization.{key}}}" not in str(OmegaConf.to_container(cfg[group], resolve=False)):
+            raise ConfigError(
+                f"regularization.{key}={value} would have no effect: {group} {cfg[group].get('_target_', '')} does not read it. "
+                f"Add `{key}: ${{regularization.{key}}}` to the {group}'s config if its class takes {key}, or leave regularization.{key} unset"
+            )
 
 
 def identity(cfg: DictConfig) -> dict[str, Any]:

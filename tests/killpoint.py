@@ -84,7 +84,7 @@ def launch(point: str, n: int, delay: float | None, args: list[str]) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             arm(point, n)
-            from mnistlab.train import cli
+            from mnistlab.cli import cli
 
             sys.argv = ["mnistlab", *args]
             cli()
@@ -105,7 +105,8 @@ def launch(point: str, n: int, delay: float | None, args: list[str]) -> int:
 if __name__ == "__main__":
     import torch._dynamo  # noqa: F401  (every run imports it with its optimizer: 2 s, paid once here)
 
-    import mnistlab.train  # noqa: F401  (torch, Hydra and mnistlab imported once, before any fork)
+    import mnistlab.cli  # noqa: F401  (Hydra and mnistlab imported once, before any fork)
+    import mnistlab.train  # noqa: F401  (and torch)
 
     for line in sys.stdin:
         point, n, delay, args = json.loads(line)

@@ -2,10 +2,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnistlab.augment import BACKGROUND, _affine_grid, augment_batch
+from mnistlab.augment import _affine_grid, augment_batch
+from mnistlab.data import MNIST
 from mnistlab.errors import ConfigError
 from mnistlab.settings import AugmentSettings
 
+BACKGROUND = MNIST.background
 AFFINE = AugmentSettings(rotation=15, translate=0.1, scale=0.1)
 
 
@@ -17,32 +19,32 @@ def digits(n=8):
 
 def test_shape_dtype_device_preserved():
     x = digits()
-    out = augment_batch(x, AFFINE, torch.Generator().manual_seed(0))
+    out = augment_batch(x, AFFINE, torch.Generator().manual_seed(0), BACKGROUND)
     assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
 
 
 def test_disabled_is_identity():
     x = digits()
-    assert augment_batch(x, AugmentSettings(), torch.Generator()) is x
+    assert augment_batch(x, AugmentSettings(), torch.Generator(), BACKGROUND) is x
 
 
 def test_deterministic_for_a_seed_and_different_across_seeds():
     x = digits()
-    a = augment_batch(x, AFFINE, torch.Generator().manual_seed(1))
-    b = augment_batch(x, AFFINE, torch.Generator().manual_seed(1))
-    c = augment_batch(x, AFFINE, torch.Generator().manual_seed(2))
+    a = augment_batch(x, AFFINE, torch.Generator().manual_seed(1), BACKGROUND)
+    b = augment_batch(x, AFFINE, torch.Generator().manual_seed(1), BACKGROUND)
+    c = augment_batch(x, AFFINE, torch.Generator().manual_seed(2), BACKGROUND)
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 @pytest.mark.parametrize("cfg", [AFFINE, AugmentSettings(elastic_alpha=3.0)])
 def test_each_sample_gets_its_own_warp(cfg):
-    out = augment_batch(digits(16), cfg, torch.Generator().manual_seed(0))
+    out = augment_batch(digits(16), cfg, torch.Generator().manual_seed(0), BACKGROUND)
     flat = out.flatten(1)
     assert all(not torch.allclose(flat[0], flat[i]) for i in range(1, 16))
 
 
 def test_background_stays_black_and_ink_is_kept():
-    out = augment_batch(digits(), AFFINE, torch.Generator().manual_seed(0))
+    out = augment_batch(digits(), AFFINE, torch.Generator().manual_seed(0), BACKGROUND)
     assert out[:, :, 0, 0].allclose(torch.tensor(BACKGROUND))  # corners stay background after a shift
     ink_in, ink_out = (digits() - BACKGROUND).sum(), (out - BACKGROUND).sum()
     assert 0.7 < ink_out / ink_in < 1.3

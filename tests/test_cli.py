@@ -8,7 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import mnistlab
-import mnistlab.train  # noqa: F401  (registers the ${uid:} resolver)
+import mnistlab.launch  # noqa: F401  (registers the ${uid:} and ${job_dir:} resolvers)
 from conftest import CONF, run_cli
 from mnistlab.device import cpu_has_native_bf16
 
@@ -46,7 +46,7 @@ def test_module_entry_and_help_from_another_directory(tmp_path):
         "regularization: all, augment,",
         "scheduler:",
         "trainer: default",
-        "data: mnist",
+        "data: fashion_mnist, mnist",
     ):
         assert line in proc.stdout
 

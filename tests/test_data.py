@@ -1,12 +1,23 @@
 import gzip
 import hashlib
+import json
+import os
 import struct
+from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import ROOT, run_cli
 from mnistlab import data
-from mnistlab.data import CHECKSUMS, DataError, load_mnist, parse_idx, prepare, read_idx_file, shuffled_batches
+from mnistlab.data import CHECKSUMS, DataError, load_dataset, load_mnist, parse_idx, prepare, read_idx_file, shuffled_batches
+from mnistlab.datasets import DATASETS, MNIST, search_dirs
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (.ci/run installs it)
+needs_fashion = pytest.mark.skipif(
+    not FASHION_DIR.is_dir() and "fashion_mnist" not in os.environ.get("MNISTLAB_REQUIRE", ""),
+    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
+)
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:
@@ -58,7 +69,7 @@ def test_truncated_gzip_names_the_file(tmp_path):
 
 
 def test_missing_files_name_folder_and_files(tmp_path, monkeypatch):
-    def offline(root):
+    def offline(spec, root):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(data, "_download", offline)
@@ -69,9 +80,23 @@ def test_missing_files_name_folder_and_files(tmp_path, monkeypatch):
     assert all(name in message for name in CHECKSUMS)
 
 
-def test_relative_root_resolves_against_the_project(tmp_path, monkeypatch):
+def test_data_root_is_searched_alone_and_relative_to_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert data.resolve_root("data") == data.PROJECT_ROOT / "data"
+    assert search_dirs(MNIST, "here") == [Path("here/MNIST/raw"), Path("here")]
+
+
+def test_without_data_root_the_environment_the_shipped_copy_the_system_and_the_cache_are_searched(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    roots = search_dirs(DATASETS["fashion_mnist"], None)[1::2]
+    assert roots == [tmp_path / "mine", ROOT / "data", Path("/usr/share/datasets/fashion-mnist"), tmp_path / "cache" / "mnistlab"]
+    assert load_mnist().train_images.shape == (60_000, 28, 28)  # found in the shipped copy, behind an empty $MNISTLAB_DATA
+
+
+def test_files_directly_in_data_root_are_found(tmp_path, monkeypatch):
+    for path in (ROOT / "data" / "MNIST" / "raw").glob("*.gz"):
+        (tmp_path / path.name).symlink_to(path)
+    assert load_mnist(tmp_path, download=False).test_labels.shape == (10_000,)
 
 
 def test_real_mnist_is_complete(mnist):
@@ -95,3 +120,29 @@ def test_epoch_batches_cover_every_sample_once(tiny_data):
     g = torch.Generator().manual_seed(0)
     seen = torch.cat([y for _, y in shuffled_batches(tagged, 100, g)])
     assert sorted(seen.tolist()) == list(range(256)) and seen.tolist() != list(range(256))
+
+
+@needs_fashion
+def test_real_fashion_mnist_is_complete_and_verified():
+    arrays = load_dataset("fashion_mnist", download=False)
+    assert arrays.train_images.shape == (60_000, 28, 28) and arrays.test_images.shape == (10_000, 28, 28)
+    assert torch.bincount(arrays.train_labels).tolist() == [6000] * 10 and torch.bincount(arrays.test_labels).tolist() == [1000] * 10
+    assert arrays.spec.classes[9] == "Ankle boot"
+    fashion = arrays.spec.normalize(arrays.train_images[:10_000])
+    assert abs(fashion.mean().item()) < 0.02 and abs(fashion.std().item() - 1) < 0.02  # its own statistics, not MNIST's
+
+
+@needs_fashion
+def test_mnist_files_are_not_taken_for_fashion_mnist(tmp_path):
+    for path in (ROOT / "data" / "MNIST" / "raw").glob("*.gz"):
+        (tmp_path / path.name).symlink_to(path)
+    with pytest.raises(DataError, match="does not match the expected"):
+        load_dataset("fashion_mnist", tmp_path, download=False)
+
+
+@needs_fashion
+def test_fashion_mnist_trains_from_the_command_line(tmp_path):
+    proc = run_cli("data=fashion_mnist", "model=mlp", "trainer.epochs=1", "trainer.plots=false", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["dataset"] == "fashion_mnist" and 80 < summary["final_test_acc"] < 92  # Fashion-MNIST's level, not MNIST's 97%

@@ -1,0 +1,102 @@
+"""The wheel: built from the checkout, installed into a fresh venv, run from a directory of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import CONF, ROOT
+
+SOURCES = ("pyproject.toml", "README.md", "mnistlab", "conf", "data", "hydra_plugins")
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _tree(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, Path]:
+    """(the wheel, the fresh venv's bin/): the wheel built from a copy of the sources, installed without its dependencies
+    into a venv that sees the test environment's libraries (torch, Hydra) but not its mnistlab."""
+    tmp = tmp_path_factory.mktemp("package")
+    src = tmp / "src"
+    src.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, src / name)
+    build = _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp / "dist"), str(src)], tmp)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    wheel = next((tmp / "dist").glob("mnistlab-*.whl"))
+    venv = tmp / "venv"
+    assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp).returncode == 0
+    purelib = Path(
+        _run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp).stdout.strip()
+    )
+    (purelib / "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch & co, not the editable mnistlab
+    pip = _run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps", "--no-index", str(wheel)], tmp
+    )
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    return wheel, venv / "bin"
+
+
+def test_the_wheel_carries_every_config_and_the_data(installed):
+    wheel, _ = installed
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = {f"mnistlab/conf/{p.relative_to(CONF)}" for p in CONF.rglob("*.yaml")}
+    assert configs and configs <= names, sorted(configs - names)
+    assert {f"mnistlab/bundled/MNIST/raw/{p.name}" for p in (ROOT / "data" / "MNIST" / "raw").glob("*.gz")} <= names
+
+
+def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_site_packages(installed, tmp_path):
+    _, bin_dir = installed
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MNISTLAB_", "PYTHONPATH"))}
+    env |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path / "home")}
+    where = _run([str(bin_dir / "python"), "-c", "import mnistlab, pathlib; print(pathlib.Path(mnistlab.__file__).parent)"], tmp_path, env)
+    package = Path(where.stdout.strip())
+    assert package.parent.name == "site-packages" and str(ROOT) not in str(package), where.stdout + where.stderr
+    before = _tree(package)
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for args in (["--help"], ["--version"], ["--cfg", "job", "model=mlp"]):
+        proc = _run([str(bin_dir / "mnistlab"), *args], work, env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mnistlab 0.1.0" in _run([str(bin_dir / "mnistlab"), "--version"], work, env).stdout
+
+    proc = _run([str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=50", "trainer.plots=false"], work, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (work / "outputs" / "runs").iterdir()  # Hydra's convention: under the current directory
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["final_test_acc"] > 80
+    assert _tree(package) == before  # no data folder, no outputs, nothing created in the installed package
+
+    elsewhere = tmp_path / "elsewhere"
+    proc = _run(
+        [str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=5", "trainer.plots=false"],
+        work,
+        env | {"MNISTLAB_OUTPUTS": str(elsewhere)},
+    )
+    assert proc.returncode == 0 and len(list((elsewhere / "runs").iterdir())) == 1, proc.stderr[-3000:]
+
+    proc = _run(
+        [str(bin_dir / "mnistlab"), "data=fashion_mnist", f"data.root={tmp_path / 'none'}", "data.download=false", "trainer.epochs=1"],
+        work,
+        env,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Fashion-MNIST files missing in" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
