@@ -22,6 +22,7 @@ from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, 
 from mnistlab.errors import CheckpointError, stop_status
 from mnistlab.graphs import GraphedStep, portable_state
 from mnistlab.runfiles import CHECKPOINT_FILE, METRICS_FILE, load_checkpoint, save_checkpoint, write_metrics
+from mnistlab.schedules import step_epoch_scheduler
 from mnistlab.settings import Settings, differences
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ class Trainer:
         settings: Settings,
         run_dir: Path,
         identity: dict[str, Any] | None = None,
+        scheduler_interval: str = "step",
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.scheduler_interval = scheduler_interval  # step the scheduler after every batch, or after every epoch
         self.data, self.run_dir = data, Path(run_dir)
         self.settings, self.reg = settings.trainer, settings.regularization
         self.device = data.train.labels.device
@@ -167,7 +170,7 @@ class Trainer:
 
     def _inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A training batch as the model sees it: augmented, in the configured memory format."""
-        x = augment_batch(x, self.reg.augment, generator)
+        x = augment_batch(x, self.reg.augment, generator, self.data.spec.background)
         return x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x
 
     def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +190,8 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
         loss, hits = (self.graphed or self._update)(self._inputs(x, self.generator), y)
-        self.scheduler.step()
+        if self.scheduler_interval == "step":
+            self.scheduler.step()
         return loss, hits
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -242,6 +246,8 @@ class Trainer:
                 seconds = time.perf_counter() - started
                 self.elapsed += seconds
                 row |= {"lr": lr, "seconds": seconds}
+                if self.scheduler_interval == "epoch":
+                    step_epoch_scheduler(self.scheduler, row)
                 if s.checkpoint:  # first: metrics.csv never shows an epoch the checkpoint does not hold
                     save_checkpoint(self.checkpoint_path, self.state(epoch, [*self.history, row]))
                 self.history.append(row)

@@ -1,15 +1,47 @@
-"""Learning-rate schedules, all stepped once per batch.
+"""Learning-rate schedules: ours, stepped once per batch, and any of torch's (or yours), stepped per batch or per epoch.
 
-Each factory takes the optimizer and the run's length in steps, so a config only names the
-shape of the schedule (``_target_`` + ``_partial_: true``) and never a step count.
+Our factories take the optimizer and the run's length in steps, so a config only names the shape of the
+schedule and never a step count. A scheduler that takes ``total_steps``, ``steps_per_epoch`` or ``epochs``
+gets them from the run; anything else is a plain torch scheduler such as ``ExponentialLR``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from typing import Any
 
+from omegaconf import DictConfig, open_dict
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+
+
+def make_scheduler(node: DictConfig, optimizer: Optimizer, epochs: int, steps_per_epoch: int, instantiate: Any) -> tuple[Any, str]:
+    """The configured scheduler, and when it steps: ``scheduler.interval`` (``step``: after every batch; ``epoch``:
+    after each epoch's evaluation). Unset, a scheduler that takes ``total_steps`` steps per batch, any other per epoch.
+
+    ``total_steps``, ``steps_per_epoch`` and ``epochs``, where the scheduler takes them and the config does not
+    set them, come from the run and count scheduler steps: with ``interval: epoch`` an epoch is one step.
+    """
+    node = node.copy()
+    with open_dict(node):
+        interval = node.pop("interval", None)
+    factory = instantiate(node, _partial_=True)
+    parameters = inspect.signature(factory.func).parameters
+    interval = interval or ("step" if "total_steps" in parameters else "epoch")
+    per_epoch = steps_per_epoch if interval == "step" else 1
+    length = {"total_steps": epochs * per_epoch, "steps_per_epoch": per_epoch, "epochs": epochs}
+    given = {key: value for key, value in length.items() if key in parameters and key not in factory.keywords}
+    return factory(optimizer, **given), interval
+
+
+def step_epoch_scheduler(scheduler: Any, row: dict[str, Any]) -> None:
+    """Step a per-epoch scheduler after an epoch; ReduceLROnPlateau watches the validation loss, else the training loss
+    (never the test loss: the test set does not steer training)."""
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(row.get("val_loss", row["train_loss"]))
+    else:
+        scheduler.step()
 
 
 def onecycle(

@@ -1,4 +1,4 @@
-"""The ``mnistlab`` entry point: compose the config, instantiate, train, write the run files."""
+"""One training run: instantiate the composed config, train, write the run files."""
 
 from __future__ import annotations
 
@@ -7,26 +7,24 @@ import dataclasses
 import logging
 import math
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from mnistlab import runfiles
-from mnistlab.data import PROJECT_ROOT, load_mnist, pixels, prepare, steps_per_epoch
+from mnistlab.data import load_dataset, prepare, steps_per_epoch
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
 from mnistlab.engine import FitResult, Trainer, evaluate
-from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, OutputError, UserError, stop_status
-from mnistlab.launch import Job, make_dir, plan_launch, sigterm_as_interrupt, slurm_job_id
+from mnistlab.errors import OutputError, UserError, stop_status
+from mnistlab.launch import Job, make_dir, plan_launch, slurm_job_id
 from mnistlab.models import count_parameters, parameter_table
+from mnistlab.schedules import make_scheduler
 from mnistlab.settings import Settings, identity, load_settings
 
 log = logging.getLogger("mnistlab")
@@ -51,7 +49,7 @@ def seed_everything(seed: int) -> None:
 def make_optimizer(node: DictConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """The configured optimizer; ``optimizer.fused: null`` takes the fused update where PyTorch has it (CPU, CUDA)."""
     fused = {"fused": True} if node.get("fused", False) is None and fused_optimizer(device) else {}
-    return _instantiate(node, **fused)(params=model.parameters())
+    return _instantiate(node, _partial_=True, **fused)(params=model.parameters())  # _partial_: the config need not say it
 
 
 def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, summary: dict[str, Any]) -> Trainer:
@@ -61,19 +59,31 @@ def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, 
     t = settings.trainer
     threads = set_threads(t.threads, job.parallel_jobs, job.cpus_per_task)
     seed_everything(settings.seed)
-    data = prepare(load_mnist(settings.data.root, download=settings.data.download), device, settings.data.val_size, settings.seed)
+    d = settings.data
+    data = prepare(load_dataset(d.name, d.root, download=d.download), device, d.val_size, settings.seed)
     model = _instantiate(cfg.model)
-    summary |= {"model": job.model or type(model).__name__, "params": count_parameters(model), "device": str(device), "threads": threads}
+    summary |= {
+        "model": job.model or type(model).__name__,
+        "dataset": d.name,
+        "params": count_parameters(model),
+        "device": str(device),
+        "threads": threads,
+    }
     log.info("\n%s", parameter_table(model))
     model = prepare_model(model, t, device)
     optimizer = make_optimizer(cfg.optimizer, model, device)
     per_epoch = steps_per_epoch(len(data.train), t.batch_size, t.limit_batches)
-    scheduler = _instantiate(cfg.scheduler)(optimizer, total_steps=t.epochs * per_epoch, steps_per_epoch=per_epoch)
-    return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg))
+    scheduler, interval = make_scheduler(cfg.scheduler, optimizer, t.epochs, per_epoch, _instantiate)
+    return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg), scheduler_interval=interval)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train one configuration into ``run_dir``; returns the summary (also written as summary.json).
+    """Train one configuration into ``run_dir``; returns the summary (also written as summary.json)."""
+    return fit(cfg, run_dir)[0]
+
+
+def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]:
+    """Train one configuration into ``run_dir``; returns the summary and the trainer (None: a completed run skipped).
 
     Until the launch is accepted (settings checked, data loaded, model built, a resumed run's settings
     matched) nothing is written into a directory that already holds a run. A new directory records why
@@ -108,7 +118,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         plan, previous = plan_launch(run_dir, cfg, settings.trainer.resume or job.requeues > 0)
         if plan == "skip":
             log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
-            return previous
+            return previous, None
         trainer = build_trainer(cfg, settings, run_dir, job, summary)
         if plan == "resume":
             trainer.resume()
@@ -139,7 +149,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         result.seconds,
         run_dir,
     )
-    return summary
+    return summary, trainer
 
 
 def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, Any]:
@@ -170,7 +180,7 @@ def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, 
             trainer.run_dir,
             f"{title}: test accuracy {final_acc:.2f}%",
             result.history,
-            pixels(test.images),
+            trainer.data.spec.pixels(test.images),
             test.labels.cpu().numpy(),
             preds.numpy(),
         )
@@ -181,43 +191,3 @@ def objective(summary: dict[str, Any]) -> float:
     """What sweepers maximise: final validation accuracy if there is a validation split, else test accuracy."""
     value = summary.get("final_val_acc", summary.get("final_test_acc"))
     return float(value) if value is not None and summary.get("status") == "completed" else math.nan
-
-
-@hydra.main(config_path=str(PROJECT_ROOT / "conf"), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
-    """Hydra task: returns the sweep objective; a single run that does not complete exits non-zero."""
-    multirun = Job.current().multirun
-    try:
-        with sigterm_as_interrupt():
-            summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except UserError as err:
-        log.error("%s", err)
-        if multirun:  # one bad job must not sink the sweep; the report lists it
-            return math.nan
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt as stop:  # before or after the epochs (fit records a stop during them)
-        log.warning("%s; the run's files are as its last finished epoch left them", stop_status(stop))
-        sys.exit(EXIT_STOPPED[stop_status(stop)])
-    except Exception:
-        if multirun:
-            log.exception("job failed")
-            return math.nan
-        raise
-    if summary["status"] in EXIT_STOPPED:  # a sweep stops too: Ctrl-C and SIGTERM mean "stop now"
-        sys.exit(EXIT_STOPPED[summary["status"]])
-    if summary["status"] == "diverged" and not multirun:
-        sys.exit(EXIT_DIVERGED)
-    return objective(summary)
-
-
-def cli() -> None:
-    """``mnistlab``: Hydra's command line, with ``--version`` answering for mnistlab (Hydra's would print its own)."""
-    if "--version" in sys.argv[1:]:
-        versions = runfiles.versions()
-        print(f"mnistlab {versions.pop('mnistlab')} ({', '.join(f'{name} {v}' for name, v in versions.items())})")
-        return
-    main()
-
-
-if __name__ == "__main__":
-    cli()

@@ -1,0 +1,109 @@
+"""Your own model, optimizer and scheduler without forking: examples/ through a sweep and its report; any torch scheduler."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import ROOT, run_cli, settings
+from mnistlab import runfiles
+from mnistlab.engine import Trainer
+from mnistlab.errors import ConfigError
+from mnistlab.models import MLP
+from mnistlab.schedules import make_scheduler
+from mnistlab.settings import load_settings
+
+EXAMPLES = ROOT / "examples"
+
+
+def test_the_examples_run_through_a_sweep_and_its_report(tmp_path):
+    """The README's recipe: examples/ on PYTHONPATH, its options through --config-dir, a sweep over the user's optimizer."""
+    sweep = tmp_path / "sweep"
+    proc = run_cli(
+        "-m",
+        "--config-dir",
+        str(EXAMPLES / "conf"),
+        "model=small_cnn",
+        "optimizer=lion,sgd",
+        "scheduler=exponential",
+        "trainer.epochs=2",
+        "trainer.limit_batches=30",
+        "trainer.plots=false",
+        f"hydra.sweep.dir={sweep}",
+        env={"PYTHONPATH": str(EXAMPLES)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    comparison = pd.read_csv(sweep / "comparison.csv")
+    assert sorted(comparison["optimizer"]) == ["lion", "sgd"] and (comparison["final_test_acc_mean"] > 50).all()
+    assert (pd.read_csv(sweep / "summary.csv")["model"] == "small_cnn").all()
+    for run_dir in sweep.glob("model=small_cnn,*"):
+        summary = runfiles.read_summary(run_dir)
+        assert summary["model"] == "small_cnn" and summary["status"] == "completed"
+        lr = [row["lr"] for row in runfiles.read_metrics(run_dir / "metrics.csv")]
+        assert lr[1] == pytest.approx(0.7 * lr[0])  # ExponentialLR(gamma=0.7), stepped once per epoch
+
+
+def test_regularization_a_model_does_not_read_is_refused(tmp_path):
+    proc = run_cli(
+        "--config-dir",
+        str(EXAMPLES / "conf"),
+        "model=small_cnn",
+        "regularization=all",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"PYTHONPATH": str(EXAMPLES)},
+    )
+    assert proc.returncode == 2 and "regularization.batch_norm=True would have no effect" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def scheduler_for(node: dict, epochs: int = 3, steps_per_epoch: int = 10):
+    optimizer = torch.optim.SGD(MLP().parameters(), lr=0.1)
+    return make_scheduler(OmegaConf.create(node), optimizer, epochs, steps_per_epoch, instantiate)
+
+
+@pytest.mark.parametrize(
+    ("node", "interval"),
+    [
+        ({"_target_": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.5}, "epoch"),
+        ({"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 2}, "epoch"),
+        ({"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": 3}, "epoch"),
+        ({"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0}, "epoch"),
+        ({"_target_": "torch.optim.lr_scheduler.OneCycleLR", "max_lr": 0.1}, "step"),
+        ({"_target_": "mnistlab.schedules.onecycle"}, "step"),
+        ({"_target_": "mnistlab.schedules.step", "step_epochs": 1, "interval": "epoch"}, "epoch"),
+    ],
+)
+def test_any_torch_scheduler_and_ours_get_the_run_length_they_take(node, interval):
+    """No ``_partial_`` needed; ``total_steps`` counts the steps the scheduler will take, per batch or per epoch."""
+    scheduler, got = scheduler_for(node)
+    assert got == interval
+    if hasattr(scheduler, "total_steps"):
+        assert scheduler.total_steps == (30 if interval == "step" else 3)
+
+
+def test_per_epoch_schedulers_step_after_each_epoch(tiny_data, tmp_path):
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler, interval = make_scheduler(
+        OmegaConf.create({"_target_": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.5}), optimizer, 3, 4, instantiate
+    )
+    trainer = Trainer(model, optimizer, scheduler, tiny_data, settings(epochs=3, batch_size=64), tmp_path, scheduler_interval=interval)
+    assert [row["lr"] for row in trainer.fit().history] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_reduce_on_plateau_watches_the_training_loss_without_a_validation_split(tiny_data, tmp_path):
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)  # learns too slowly to improve the loss by the 50% threshold
+    node = OmegaConf.create({"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0, "factor": 0.5, "threshold": 0.5})
+    scheduler, interval = make_scheduler(node, optimizer, 4, 4, instantiate)
+    trainer = Trainer(model, optimizer, scheduler, tiny_data, settings(epochs=4, batch_size=64), tmp_path, scheduler_interval=interval)
+    assert [row["lr"] for row in trainer.fit().history] == pytest.approx([1e-4, 1e-4, 5e-5, 2.5e-5])  # halved after each flat epoch
+
+
+def test_a_bad_scheduler_interval_names_the_key(make_cfg):
+    with pytest.raises(ConfigError, match="scheduler.interval must be one of step, epoch, got 'batch'"):
+        load_settings(make_cfg("+scheduler.interval=batch"))
+    load_settings(make_cfg("+scheduler.interval=epoch"))
