@@ -1,0 +1,117 @@
+"""``mnistlab-eval <run dir>``: score a trained run's checkpoint on the test set; write the confusion matrix and the mistakes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from mnistlab import runfiles
+from mnistlab.data import Split, load_dataset, ordered_batches, prepare
+from mnistlab.errors import OutputError, UserError
+from mnistlab.trained import TrainedRun, load_run
+
+
+@dataclass
+class Evaluation:
+    """A model's test-set predictions, with the summary figures and tables made from them."""
+
+    result: dict[str, Any]  # accuracy, loss, per-class accuracy: eval.json
+    labels: np.ndarray
+    preds: np.ndarray
+    confidence: np.ndarray  # softmax probability of the predicted class
+    classes: list[str]
+
+    def confusion(self) -> pd.DataFrame:
+        """Counts by true class (rows) and predicted class (columns)."""
+        n = len(self.classes)
+        counts = np.bincount(self.labels * n + self.preds, minlength=n * n).reshape(n, n)
+        return pd.DataFrame(counts, index=pd.Index(self.classes, name="true"), columns=pd.Index(self.classes, name="predicted"))
+
+    def mistakes(self) -> pd.DataFrame:
+        """One row per misclassified test image, the most confident first."""
+        wrong = np.flatnonzero(self.labels != self.preds)
+        names = np.array(self.classes)
+        table = pd.DataFrame(
+            {
+                "index": wrong,
+                "true": names[self.labels[wrong]],
+                "predicted": names[self.preds[wrong]],
+                "confidence": self.confidence[wrong].round(4),
+            }
+        )
+        return table.sort_values("confidence", ascending=False, kind="stable")
+
+
+@torch.inference_mode()
+def score(trained: TrainedRun, test: Split, batch_size: int = 2000) -> Evaluation:
+    """Test-set loss, accuracy and predictions of the run's model."""
+    device = next(trained.model.parameters()).device
+    logits = torch.cat([trained.model(x.to(device)).float() for x, _ in ordered_batches(test, batch_size)]).cpu()
+    labels = test.labels.cpu()
+    confidence, preds = logits.softmax(1).max(1)
+    classes = list(trained.spec.classes)
+    correct = preds == labels
+    per_class = [100.0 * correct[labels == c].float().mean().item() for c in range(len(classes))]
+    result = {
+        "run_dir": str(trained.run_dir),
+        "dataset": trained.spec.name,
+        "epoch": trained.epoch,
+        "test_images": len(labels),
+        "test_acc": 100.0 * correct.float().mean().item(),
+        "test_loss": F.cross_entropy(logits, labels).item(),
+        "mistakes": int((~correct).sum()),
+        "per_class_acc": {name: round(acc, 2) for name, acc in zip(classes, per_class, strict=True)},
+    }
+    return Evaluation(result, labels.numpy(), preds.numpy(), confidence.numpy(), classes)
+
+
+def write_evaluation(trained: TrainedRun, out: Path, data_root: str | None = None) -> dict[str, Any]:
+    """Score the run and write eval.json, confusion.csv, mistakes.csv, confusion.png and mistakes.png into ``out``."""
+    from mnistlab import plots
+
+    root = data_root if data_root is not None else trained.cfg.data.get("root")
+    arrays = load_dataset(trained.spec.name, root, download=False)
+    evaluation = score(trained, prepare(arrays, "cpu").test)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create {out}: {err.strerror or err}") from err
+    runfiles.write_atomic(out / "eval.json", json.dumps(evaluation.result, indent=2).encode())
+    runfiles.write_atomic(out / "confusion.csv", evaluation.confusion().to_csv().encode())
+    runfiles.write_atomic(out / "mistakes.csv", evaluation.mistakes().to_csv(index=False).encode())
+    plots.confusion_matrix(evaluation.labels, evaluation.preds, out / "confusion.png", classes=len(evaluation.classes))
+    plots.mistakes(arrays.test_images.numpy() / 255.0, evaluation.labels, evaluation.preds, out / "mistakes.png")
+    return evaluation.result
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mnistlab-eval", description=__doc__.split("\n")[0].split(": ", 1)[1])
+    parser.add_argument("run_dir", type=Path, help="a run directory holding checkpoint.pt and .hydra/config.yaml")
+    parser.add_argument("--out", type=Path, help="where the files go (default: <run dir>/eval)")
+    parser.add_argument("--data-root", help="the dataset's folder, if not where the run found it")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
+    args = parser.parse_args(argv)
+    try:
+        trained = load_run(args.run_dir, args.device)
+        out = args.out or args.run_dir / "eval"
+        result = write_evaluation(trained, out, args.data_root)
+    except UserError as err:
+        print(f"mnistlab-eval: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    print(
+        f"{result['dataset']} test set: accuracy {result['test_acc']:.2f}% ({result['mistakes']} mistakes in "
+        f"{result['test_images']:,}), loss {result['test_loss']:.4f}, weights of epoch {result['epoch']}"
+    )
+    width = max(len(name) for name in result["per_class_acc"])
+    for name, acc in result["per_class_acc"].items():
+        print(f"  {name:>{width}}  {acc:6.2f}%")
+    print(f"written to {out}: eval.json, confusion.csv, mistakes.csv, confusion.png, mistakes.png")

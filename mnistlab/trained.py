@@ -1,0 +1,54 @@
+"""A finished run read back: its config, its dataset, and its model with the trained weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from mnistlab import runfiles
+from mnistlab.datasets import DatasetSpec, dataset_spec
+from mnistlab.errors import CheckpointError, RunDirError
+
+
+@dataclass
+class TrainedRun:
+    """A run directory's model (in eval mode), the config it was trained with, its dataset and its summary."""
+
+    run_dir: Path
+    cfg: DictConfig
+    model: nn.Module
+    spec: DatasetSpec
+    summary: dict[str, Any]
+    epoch: int  # the epoch whose weights the model holds
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
+    """Rebuild the model of ``run_dir`` from its recorded config and load its weights from ``checkpoint.pt``.
+
+    The weights are those the run finished with: the selected epoch's where ``regularization.keep_best`` chose one.
+    """
+    run_dir = Path(run_dir)
+    cfg = runfiles.read_config(run_dir)
+    if cfg is None:
+        raise RunDirError(f"{run_dir} is not a mnistlab run directory: it has no {runfiles.CONFIG_FILE}")
+    try:
+        summary = runfiles.read_summary(run_dir)
+    except ValueError:
+        summary = {}
+    state = runfiles.load_checkpoint(run_dir / runfiles.CHECKPOINT_FILE)
+    weights, epoch = state["model"], int(state["epoch"])
+    if cfg.regularization.get("keep_best") and state.get("best_state") is not None:
+        weights, epoch = state["best_state"], int(state["best_epoch"])
+    try:
+        model = instantiate(cfg.model)
+        model.load_state_dict(weights)
+    except Exception as err:
+        raise CheckpointError(f"{run_dir}: the model of its config does not load its checkpoint ({type(err).__name__}: {err})") from err
+    spec = dataset_spec(cfg.data.get("name", "mnist"))
+    return TrainedRun(run_dir, cfg, model.to(device).eval(), spec, summary, epoch)
