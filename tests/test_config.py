@@ -77,6 +77,9 @@ def test_best_and_early_stopping_experiments(make_cfg):
     "override,message",
     [
         ("regularization.dropout=1.5", "regularization.dropout must be < 1, got 1.5"),
+        ("data.name=kmnist", "data.name must be one of mnist, fashion_mnist, got 'kmnist'"),
+        ("regularization=dropout model.dropout=0.1", "regularization.dropout=0.2 would have no effect: model mnistlab.models.LeNet5"),
+        ("regularization=weight_decay optimizer.weight_decay=0", "would have no effect: optimizer torch.optim.SGD does not read it"),
         ("regularization.dropout=-0.1", "regularization.dropout must be >= 0, got -0.1"),
         ("regularization.weight_decay=-1", "regularization.weight_decay must be >= 0"),
         ("optimizer.lr=0", "optimizer.lr must be > 0, got 0"),
