@@ -22,6 +22,20 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+PLUGINS = ["LocalLauncher", "SlurmLauncher", "StudySweeper"]
+
+
+def _plugins(python: Path, cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    """mnistlab's plugins as Hydra's plugin scan finds them from ``cwd``."""
+    code = "from hydra.core.plugins import Plugins; print(*sorted(k.rsplit('.', 1)[1] for k in Plugins.instance().class_name_to_class if '.mnistlab_' in k))"
+    return _run([str(python), "-c", code], cwd, env).stdout.split()
+
+
+def test_hydra_finds_mnistlabs_plugins_from_any_directory_in_this_install(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    assert _plugins(Path(sys.executable), tmp_path) == PLUGINS  # an editable install too: not only from the checkout
+
+
 def _tree(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts}
 
@@ -77,6 +91,7 @@ def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_si
         proc = _run([str(bin_dir / "mnistlab"), *args], work, env)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert "mnistlab 0.1.0" in _run([str(bin_dir / "mnistlab"), "--version"], work, env).stdout
+    assert _plugins(bin_dir / "python", work, env) == PLUGINS
 
     proc = _run([str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=50", "trainer.plots=false"], work, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
