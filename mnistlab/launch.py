@@ -40,6 +40,10 @@ def job_dirname(overrides: Sequence[str]) -> str:
 
 
 def _job_dir_resolver(*, _root_: DictConfig) -> str:
+    """A grid job's directory is named by its settings; an Optuna trial's by its number (``trial_7``), which
+    the study never gives twice, while its sampled parameters may come again."""
+    if "study_name" in _root_.hydra.sweeper:
+        return f"trial_{_root_.hydra.job.num}"
     return job_dirname(list(_root_.hydra.overrides.task))
 
 
@@ -60,6 +64,7 @@ class Job:
     hydra: DictConfig | None = None  # Hydra's own config, recorded as .hydra/hydra.yaml
     cpus_per_task: int | None = None  # the launcher's CPUs per job (submitit)
     requeues: int = dataclasses.field(default_factory=lambda: int(os.environ.get("SLURM_RESTART_COUNT") or 0))  # by SLURM
+    study: str | None = None  # the Optuna study this job is a trial of (its number is ``num``)
 
     @classmethod
     def current(cls) -> Job:
@@ -75,6 +80,7 @@ class Job:
             hc.job.get("num") if multirun else None,
             hc,
             hc.launcher.get("cpus_per_task") if multirun else None,
+            study=(hc.sweeper.get("study_name") or "optuna") if multirun and "study_name" in hc.sweeper else None,
         )
 
 

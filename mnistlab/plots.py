@@ -106,26 +106,40 @@ def sweep_curves(histories: pd.DataFrame, keys: list[str], path: Path) -> Path:
     return _save(fig, path)
 
 
-def comparison_bars(comparison: pd.DataFrame, labels: list[str], params: list, path: Path) -> Path:
-    """Final test accuracy per group, mean with std error bars, parameter count in the label."""
-    fig, ax = _subplots(figsize=(max(6, 1.3 * len(labels) + 2), 4.5))
-    means = comparison["final_test_acc_mean"] if "final_test_acc_mean" in comparison else pd.Series([np.nan] * len(labels))
-    stds = comparison["final_test_acc_std"].fillna(0) if "final_test_acc_std" in comparison else 0
-    names = [f"{label}\n({int(p):,} params)" if pd.notna(p) else label for label, p in zip(labels, params, strict=True)]
-    x = np.arange(len(labels))
-    ax.bar(x, means, yerr=stds, capsize=5, color="tab:blue", alpha=0.8)
-    spreads = np.broadcast_to(np.asarray(stds, dtype=float), (len(labels),))
-    for xi, (m, s, n) in enumerate(zip(means, spreads, comparison["n"], strict=True)):
+def comparison_dots(comparison: pd.DataFrame, labels: list[str], params: list, seeds: list[list[float]], path: Path) -> Path:
+    """Final test accuracy per group: each seed's run, the mean, and the 95% CI as a whisker; one row per group.
+
+    A dot plot shows values by position, not by length, so its axis may start where the data do without
+    exaggerating a difference. Groups significantly different from their baseline (Holm, 0.05) are red.
+    """
+    n = len(labels)
+    fig, ax = _subplots(figsize=(8, 1.2 + 0.45 * max(n, 1)))
+    y = np.arange(n)[::-1]
+    means = comparison["final_test_acc_mean"] if "final_test_acc_mean" in comparison else pd.Series([np.nan] * n)
+    low = comparison.get("final_test_acc_ci_low", pd.Series([np.nan] * n))
+    high = comparison.get("final_test_acc_ci_high", pd.Series([np.nan] * n))
+    significant = comparison.get("significant", pd.Series([False] * n)).fillna(False).astype(bool)
+    baseline = comparison.get("baseline", pd.Series([None] * n))
+    for yi, m, lo, hi, runs, sig, base in zip(y, means, low, high, seeds, significant, baseline, strict=True):
+        color = "tab:red" if sig else ("tab:green" if base == "" else "tab:blue")
+        if runs:
+            ax.plot(runs, [yi] * len(runs), "o", color="0.6", markersize=4, zorder=1)
+        if pd.notna(lo):
+            ax.plot([lo, hi], [yi, yi], "-", color=color, linewidth=2, zorder=2)
+            ax.plot([lo, hi], [yi, yi], "|", color=color, markersize=10, zorder=2)
         if pd.notna(m):
-            ax.text(xi, m + s, f"{m:.2f}% (n={n})", ha="center", va="bottom", fontsize=8)
-    finite = means.dropna()
-    if len(finite):
-        low = max(0.0, float(finite.min()) - 2 * float(np.nanmax(np.atleast_1d(stds))) - 0.5)
-        ax.set_ylim(low, min(100.2, float(finite.max()) + float(np.nanmax(spreads)) + 0.4))
-    ax.set_xticks(x, names, fontsize=8, rotation=0 if len(labels) < 5 else 30, ha="center" if len(labels) < 5 else "right")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_title("final test accuracy per group (mean ± std over seeds)")
-    ax.grid(axis="y", alpha=0.3)
+            ax.plot([m], [yi], "D", color=color, markersize=7, zorder=3)
+            ax.annotate(f"{m:.2f}", (m, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+    names = [f"{label} ({int(p):,} params)" if pd.notna(p) else label for label, p in zip(labels, params, strict=True)]
+    ax.set_yticks(y, names, fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    values = [v for v in [*means, *low, *high, *(v for runs in seeds for v in runs)] if pd.notna(v)]
+    if values:
+        pad = max(0.05, 0.08 * (max(values) - min(values)))
+        ax.set_xlim(max(0.0, min(values) - pad), min(100.0, max(values) + pad))
+    ax.set_xlabel("final test accuracy (%)")
+    ax.set_title("mean (diamond), 95% CI (whisker), each seed (grey); red: differs from the baseline (green), Holm p < 0.05", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from mnistlab import plots
+from mnistlab import plots, studies
 from mnistlab.errors import EXIT_SWEEP_INCOMPLETE
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
 from mnistlab.settings import EXECUTION_KEYS
+from mnistlab.significance import ALPHA, Baseline, choose_baseline, compare_to_baseline, mean_ci
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
             row[metric] = summary.get(metric) if status == "completed" else None  # no result without a completed run
         if row["final_train_acc"] is not None and row["final_test_acc"] is not None:
             row["gap"] = row["final_train_acc"] - row["final_test_acc"]
+        row |= {key: summary.get(key) for key in ("study", "trial", "objective")}
         row["error"] = "; ".join(problems) if problems else summary.get("error")
         row["run_dir"] = str(run_dir)
         rows.append(row)
@@ -116,11 +118,18 @@ def _group_label(values: tuple, keys: Sequence[str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) or "all runs"
 
 
-def compare(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Mean, std and n of each metric per group of runs differing only in the seed."""
+def fill_keys(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """The runs with each swept key as text, ``(default)`` where a run did not set it."""
     frame = table.copy()
     for key in keys:
-        frame[key] = frame[key].fillna("(default)")
+        frame[key] = frame[key].fillna("(default)").astype(str)
+    return frame
+
+
+def compare(table: pd.DataFrame, keys: Sequence[str], baseline: Baseline | None = None) -> pd.DataFrame:
+    """Per group of runs differing only in the seed: mean, std and n of each metric, the 95% CI of the mean test
+    accuracy, and (with a ``baseline``) the difference to its baseline group, its CI and Holm-adjusted p-value."""
+    frame = fill_keys(table, keys)
     grouped = frame.groupby(list(keys), sort=False, dropna=False) if keys else frame.assign(group="all").groupby("group")
     present = [m for m in METRICS if frame[m].notna().any()]
     if present:
@@ -135,9 +144,14 @@ def compare(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
             grouped["status"].size().rename("jobs"),
             grouped["status"].agg(lambda s: int((s != "completed").sum())).rename("not_completed"),
             stats,
+            grouped["final_test_acc"].agg(lambda s: mean_ci(s.dropna())[0]).rename("final_test_acc_ci_low"),
+            grouped["final_test_acc"].agg(lambda s: mean_ci(s.dropna())[1]).rename("final_test_acc_ci_high"),
         ],
         axis=1,
     ).reset_index()
+    if baseline is not None and keys:
+        tests = compare_to_baseline(frame, keys, baseline)
+        out = out.merge(tests, on=list(keys), how="left")
     return out
 
 
@@ -149,9 +163,31 @@ def _fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
+def _interval(low: Any, high: Any, sign: str = "") -> str:
+    if low is None or pd.isna(low):
+        return ""
+    return f"[{low:{sign}.2f}, {high:{sign}.2f}]"
+
+
+def _difference_cells(row: pd.Series) -> list[str]:
+    """``+0.21 [+0.02, +0.40]`` and ``0.037*`` (Holm-adjusted, * below 0.05); the baseline says so."""
+    if row.get("baseline") == "":
+        return ["baseline", ""]
+    if pd.isna(row.get("diff")):
+        return ["", ""]
+    difference = f"{row['diff']:+.2f} {_interval(row.get('diff_ci_low'), row.get('diff_ci_high'), '+')}".rstrip()
+    if pd.isna(row.get("p_holm")):
+        return [difference, "n < 2"]
+    return [difference, f"{row['p_holm']:.3g}{'*' if row['p_holm'] < ALPHA else ''}"]
+
+
 def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
     """The comparison as a markdown table: test accuracy mean ± std, parameters, gap, seconds."""
-    header = [*keys, "params", "n", "test acc (%)", "test loss", "train acc (%)", "train−test gap", "seconds"]
+    tested = "p_holm" in comparison
+    header = [*keys, "params", "n", "test acc (%)", "95% CI"]
+    if tested:
+        header += ["Δ vs baseline [95% CI]", "p (Holm)"]
+    header += ["test loss", "train acc (%)", "train−test gap", "seconds"]
     if "final_val_acc_mean" in comparison:
         header.insert(-1, "val acc (%)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -168,6 +204,11 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
             f"{int(row['params']):,}" if not pd.isna(row["params"]) else "",
             f"{row['n']}/{row['jobs']}",
             pm("final_test_acc"),
+            _interval(row.get("final_test_acc_ci_low"), row.get("final_test_acc_ci_high")),
+        ]
+        if tested:
+            cells += _difference_cells(row)
+        cells += [
             pm("final_test_loss", 4),
             pm("final_train_acc"),
             pm("gap"),
@@ -179,8 +220,9 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None) -> tuple[Path, int]:
-    """Aggregate runs into ``out_dir`` (default: the single sweep dir given).
+def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None, baseline: str | None = None) -> tuple[Path, int]:
+    """Aggregate runs into ``out_dir`` (default: the single sweep dir given); ``baseline`` (``key=value``) overrides
+    the rule of :func:`mnistlab.significance.choose_baseline`. Raises ValueError for a baseline no group has.
 
     Returns report.md's path and the number of jobs without a result.
     """
@@ -190,15 +232,23 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None)
     out = Path(out_dir) if out_dir else (Path(paths[0]) if len(paths) == 1 and not (Path(paths[0]) / ".hydra").is_dir() else Path("."))
     out.mkdir(parents=True, exist_ok=True)
     table, histories, keys = load_runs(run_dirs)
+    if table["study"].notna().any():
+        return write_study_report(table, histories, keys, out)
     swept = group_keys(table, keys)
-    comparison = compare(table, swept)
+    chosen = choose_baseline(compare(table, swept), swept, baseline)
+    comparison = compare(table, swept, chosen)
     table.to_csv(out / "summary.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
     if not histories.empty:
         histories.to_csv(out / "epochs.csv", index=False)
     labels = [_group_label(tuple(row[k] for k in swept), swept) for _, row in comparison.iterrows()]
     params = comparison["params"].tolist()
-    plots.comparison_bars(comparison, labels, params, out / "comparison.png")
+    frame = fill_keys(table, swept)
+    seeds = [
+        frame[(frame[swept] == row[swept]).all(axis=1)]["final_test_acc"].dropna().tolist() if swept else []
+        for _, row in comparison.iterrows()
+    ]
+    plots.comparison_dots(comparison, labels, params, seeds, out / "comparison.png")
     if not histories.empty:
         for key in swept:
             histories[key] = histories[key].fillna("(default)") if key in histories else "(default)"
@@ -207,11 +257,27 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None)
     lines = [
         "# Sweep report",
         "",
-        f"{len(table)} jobs, {int((table['status'] == 'completed').sum())} completed; grouped by {', '.join(swept) or 'nothing'} (mean ± std over seeds).",
-        "",
-        comparison_markdown(comparison, swept),
+        f"{len(table)} jobs, {int((table['status'] == 'completed').sum())} completed; grouped by {', '.join(swept) or 'nothing'}: "
+        "test accuracy as mean ± std over seeds and the 95% confidence interval of the mean (Student's t).",
         "",
     ]
+    if chosen is not None:
+        test = "paired over seeds" if "paired t" in set(comparison.get("test", pd.Series(dtype=str)).dropna()) else "Welch's t-test"
+        lines += [
+            f"Each group is compared with its baseline, the group with {chosen} and the same other settings "
+            f"(`mnistlab-report --baseline key=value` picks another): the difference of mean test accuracy with its 95% CI "
+            f"({test}), and its p-value adjusted for {int(comparison['p'].notna().sum())} comparisons with Holm's method; "
+            f"`*` marks a difference significant at {ALPHA}.",
+            "",
+        ]
+    small = comparison[comparison["n"] < 3]
+    if len(small):
+        lines += [
+            f"**Warning:** {len(small)} group(s) with fewer than 3 seeds ({', '.join(labels[i] for i in small.index)}): "
+            "their intervals are wide or undefined, and their tests weak. Add seeds (`seed=0,1,2`).",
+            "",
+        ]
+    lines += [comparison_markdown(comparison, swept), ""]
     if len(failures):
         lines += ["## Jobs without a result", ""]
         lines += [
@@ -230,6 +296,26 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None)
     return report, len(failures)
 
 
+def write_study_report(table: pd.DataFrame, histories: pd.DataFrame, keys: list[str], out: Path) -> tuple[Path, int]:
+    """An Optuna study's report: a row per trial, best first, the objective named, and the objective per trial."""
+    objective = table["objective"].dropna().iloc[0] if table["objective"].notna().any() else "final_val_acc"
+    params = [k for k in keys if k not in NOT_GROUPED and table[k].nunique() > 1]
+    trials = studies.trials_table(table, params, objective)
+    table.to_csv(out / "summary.csv", index=False)
+    trials.to_csv(out / "trials.csv", index=False)
+    if not histories.empty:
+        histories.to_csv(out / "epochs.csv", index=False)
+    studies.study_plot(trials, objective, out / "study.png")
+    name = str(table["study"].dropna().iloc[0])
+    lines = studies.study_markdown(trials, params, objective, name)
+    failures = table[table["status"] != "completed"]
+    lines += ["## Figures", "", f"![{studies.OBJECTIVES.get(objective, objective)} per trial](study.png)", ""]
+    lines += ["Files: `trials.csv` (one row per trial, best first), `summary.csv` (every field of every job), `epochs.csv`.", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report, len(failures)
+
+
 def cli(argv: Sequence[str] | None = None) -> int:
     """``mnistlab-report PATH...``: report on a sweep dir or on several run dirs, and print the table."""
     parser = argparse.ArgumentParser(
@@ -237,13 +323,18 @@ def cli(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("paths", nargs="+", help="a sweep directory, or several run directories")
     parser.add_argument(
+        "--baseline",
+        metavar="KEY=VALUE",
+        help="the group others are compared with (default: regularization=none, else the first value of the first swept key)",
+    )
+    parser.add_argument(
         "-o", "--out", help="where to write the report (default: the sweep directory; the current directory for several runs)"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        report, incomplete = write_report(args.paths, args.out)
-    except FileNotFoundError as err:
+        report, incomplete = write_report(args.paths, args.out, args.baseline)
+    except (FileNotFoundError, ValueError) as err:
         parser.exit(2, f"mnistlab-report: {err}\n")
     text = report.read_text()
     print(text.split("## Figures")[0].rstrip())

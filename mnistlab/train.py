@@ -97,6 +97,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
         "model": job.model,
         "seed": cfg.get("seed"),
         "job": job.num,
+        **({"study": job.study, "trial": job.num} if job.study else {}),
         "slurm_job": slurm_job_id(),
         "requeues": job.requeues,
         "overrides": job.overrides,
@@ -113,6 +114,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
     try:
         make_dir(run_dir)
         settings = load_settings(cfg)
+        summary["objective"] = "final_val_acc" if settings.data.val_size else "final_test_acc"  # what a sweeper maximizes
         if job.requeues:
             log.info("requeued by SLURM (%d times): resuming %s", job.requeues, run_dir)
         plan, previous = plan_launch(run_dir, cfg, settings.trainer.resume or job.requeues > 0)

@@ -148,3 +148,13 @@ def test_early_stopping_stops_after_patience_without_improvement(tiny_data, tmp_
 def test_target_accuracy_stops_the_run_and_records_the_time(tiny_data, tmp_path):
     result = make_trainer(tiny_data, tmp_path, epochs=5, target_acc=0.0).fit()
     assert len(result.history) == 1 and result.time_to_target == pytest.approx(result.seconds)
+
+
+def test_a_small_lr_is_logged_readably_and_kept_exactly(tiny_data, tmp_path, caplog):
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=4.2e-05)
+    trainer = Trainer(model, optimizer, constant(optimizer, 4, 4), tiny_data, settings(epochs=1, batch_size=64), tmp_path)
+    with caplog.at_level("INFO", logger="mnistlab"):
+        trainer.fit()
+    assert any("lr=4.2e-05" in record.getMessage() for record in caplog.records)  # not lr=0.0000
+    assert runfiles.read_metrics(tmp_path / "metrics.csv")[0]["lr"] == 4.2e-05

@@ -157,25 +157,42 @@ def test_multirun_with_joblib_launcher(tmp_path):
     assert threads == {max(1, min(TORCH_THREADS, os.cpu_count() or 1) // 2)}  # two jobs share the cores, not fight over them
 
 
-def test_optuna_search_goes_through_the_report(tmp_path):
+def test_an_optuna_study_is_reported_as_trials_and_continues_when_relaunched(tmp_path):
+    """No -m needed; a relaunch with the same storage and sweep dir adds trials 2 and 3, new parameters, new dirs."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli(
-        "-m",
+    launch = (
         "hparams_search=lenet5_optuna",
         "model=mlp",
         "hydra.sweeper.n_trials=2",
         "trainer.epochs=1",
-        "trainer.limit_batches=20",
+        "trainer.limit_batches=10",
         "trainer.plots=false",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
         f"hydra.sweep.dir={sweep_dir}",
     )
+    proc = run_cli(*launch)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Best parameters" in proc.stdout + proc.stderr
-    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    table = pd.read_csv(sweep_dir / "summary.csv")
-    assert len(table) == 2 and table["final_val_acc"].notna().all()
-    assert best["best_value"] == pytest.approx(table["final_val_acc"].max())  # selected on validation, not test
+    first = {p.name: (p / "summary.json").read_text() for p in sweep_dir.glob("trial_*")}
+    assert sorted(first) == ["trial_0", "trial_1"]
+    proc = run_cli(*launch)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "continuing study lenet5_optuna: 2 trials stored" in proc.stdout + proc.stderr
+    assert {name: (sweep_dir / name / "summary.json").read_text() for name in first} == first  # trials 0 and 1 untouched
+
+    trials = pd.read_csv(sweep_dir / "trials.csv")
+    assert sorted(trials["trial"]) == [0, 1, 2, 3]
+    assert trials["final_val_acc"].is_monotonic_decreasing  # best first, on the objective: validation accuracy
+    assert trials["final_test_acc"].notna().all()  # shown beside it
+    sampled = ["optimizer.lr", "regularization.weight_decay", "regularization.dropout", "trainer.batch_size"]
+    assert not trials.duplicated(subset=sampled).any()  # the relaunch did not draw trial 0's parameters again
+    assert all(len(f"{v:.10g}".lstrip("0.").replace("e-", "")) <= 6 for v in trials["optimizer.lr"])  # 3 significant digits
+    report = (sweep_dir / "report.md").read_text()
+    best = trials.iloc[0]
+    assert "# Optuna study lenet5_optuna" in report and "maximize validation accuracy (%)" in report
+    assert f"**Best: trial {best['trial']}**" in report and (sweep_dir / "study.png").stat().st_size > 0
+    best_yaml = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert best_yaml["best_value"] == pytest.approx(best["final_val_acc"])  # Optuna and the report agree
 
 
 def test_seed_only_sweep_is_one_group(tmp_path):

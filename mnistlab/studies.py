@@ -1,0 +1,104 @@
+"""Optuna studies reported as studies: a row per trial, best first, and the objective against the trial number.
+
+The sweeper that continues a stored study is ``hydra_plugins/mnistlab_optuna`` (Hydra takes sweepers only
+from its plugin package); :func:`existing_trials` is what it asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger("mnistlab")
+
+OBJECTIVES = {"final_val_acc": "validation accuracy (%)", "final_test_acc": "test accuracy (%)"}
+
+
+def existing_trials(storage: Any, study_name: str | None) -> int:
+    """How many trials the stored study holds (0: no storage, no such study)."""
+    if storage is None or study_name is None:
+        return 0
+    import optuna
+
+    try:
+        return len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    except KeyError:  # optuna's answer for a study that does not exist yet
+        return 0
+
+
+def _round(value: Any) -> Any:
+    """Sampled floats to 3 significant digits (``0.0473``), anything else as it is."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit() or number.is_integer():
+        return int(number)
+    return float(f"{number:.3g}")
+
+
+def trials_table(table: pd.DataFrame, params: Sequence[str], objective: str) -> pd.DataFrame:
+    """One row per trial, best first: its number, parameters (rounded), the objective, test accuracy and status."""
+    trials = pd.DataFrame({"trial": pd.to_numeric(table["trial"], errors="coerce").astype("Int64")})
+    for key in params:
+        trials[key] = table[key].map(_round)
+    trials[objective] = table[objective]
+    if objective != "final_test_acc":
+        trials["final_test_acc"] = table["final_test_acc"]
+    trials["status"] = table["status"]
+    trials["run_dir"] = table["run_dir"]
+    return trials.sort_values([objective, "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
+
+
+def study_markdown(trials: pd.DataFrame, params: Sequence[str], objective: str, name: str, direction: str = "maximize") -> list[str]:
+    """The study's part of report.md: what was optimized, the best trial, and every trial best first."""
+    done = trials[trials[objective].notna()]
+    lines = [
+        f"# Optuna study {name}",
+        "",
+        f"{len(trials)} trials, {len(done)} with a result; {direction} {OBJECTIVES.get(objective, objective)}"
+        + ("; test accuracy is shown beside it and never used to choose." if objective != "final_test_acc" else "."),
+        "",
+    ]
+    if objective == "final_test_acc":
+        lines += ["**Warning:** the study chose on the test set (no validation split: set data.val_size).", ""]
+    if len(done):
+        best = done.iloc[0]
+        settings = ", ".join(f"{k}={best[k]}" for k in params)
+        lines += [f"**Best: trial {best['trial']}**, {OBJECTIVES.get(objective, objective)} {best[objective]:.2f}: {settings}", ""]
+    header = ["trial", *params, OBJECTIVES.get(objective, objective)]
+    if "final_test_acc" in trials and objective != "final_test_acc":
+        header.append("test accuracy (%)")
+    header.append("status")
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in trials.iterrows():
+        cells = [str(row["trial"]), *(str(row[k]) for k in params), _pct(row[objective])]
+        if "final_test_acc" in trials and objective != "final_test_acc":
+            cells.append(_pct(row["final_test_acc"]))
+        cells.append(str(row["status"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def study_plot(trials: pd.DataFrame, objective: str, path: Path) -> Path:
+    """The objective of each trial against its number, and the best so far."""
+    from mnistlab.plots import _save, _subplots
+
+    fig, ax = _subplots(figsize=(8, 4))
+    ordered = trials.sort_values("trial")
+    ax.plot(ordered["trial"], ordered[objective], "o", color="tab:blue", label=f"trial's {OBJECTIVES.get(objective, objective)}")
+    ax.plot(ordered["trial"], ordered[objective].cummax(), "-", color="tab:orange", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(OBJECTIVES.get(objective, objective))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
