@@ -46,11 +46,31 @@ class WritableOutput(Callback):
         self._check(config.hydra.sweep.dir)
 
 
+def _sweep_logger(config: DictConfig) -> tuple[type, dict[str, Any]] | None:
+    """The logger class of the sweep's config and its options, for what it does once per sweep."""
+    node = config.get("logger")
+    if node is None or "_target_" not in node:
+        return None
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    options = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+    return get_class(node._target_), options
+
+
 class SweepReport(Callback):
     """Aggregates every job's run files (not in-memory returns, which remote launchers drop).
 
     The sweep exits non-zero when its report lists jobs without a result, or when no report could be written.
+    It also starts and finishes what the logger keeps per sweep (MLflow's parent run).
     """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        logger = _sweep_logger(config)
+        if logger is not None:
+            sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            logger[0].sweep_start(logger[1], sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnistlab.report import write_report
@@ -63,6 +83,12 @@ class SweepReport(Callback):
             sys.exit(EXIT_BUG)
         log.info("sweep report: %s", report)
         print(report.read_text().split("## Figures")[0].rstrip())
+        logger = _sweep_logger(config)
+        if logger is not None:
+            try:
+                logger[0].sweep_end(logger[1], sweep_dir.resolve())
+            except Exception as err:  # the report is written; a tracking server's trouble is only a warning
+                log.warning("the logger could not finish the sweep (%s: %s)", type(err).__name__, err)
         if incomplete:
             log.error("%d job(s) without a result; see %s", incomplete, report)
             sys.exit(EXIT_SWEEP_INCOMPLETE)

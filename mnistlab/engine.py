@@ -8,6 +8,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class Trainer:
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.scheduler_interval = scheduler_interval  # step the scheduler after every batch, or after every epoch
+        self.on_epoch: Callable[[dict[str, Any]], None] | None = None  # gets each finished epoch's metrics row (a logger)
         self.data, self.run_dir = data, Path(run_dir)
         self.settings, self.reg = settings.trainer, settings.regularization
         self.device = data.train.labels.device
@@ -252,6 +254,8 @@ class Trainer:
                     save_checkpoint(self.checkpoint_path, self.state(epoch, [*self.history, row]))
                 self.history.append(row)
                 write_metrics(self.metrics_path, self.history)
+                if self.on_epoch is not None:
+                    self.on_epoch(row)
                 log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
                 if s.target_acc is not None and test_acc >= s.target_acc:
                     time_to_target = self.elapsed

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistlab import runfiles
 from mnistlab.errors import OutputError, RunDirError, Terminated
-from mnistlab.settings import EXECUTION_KEYS, differences, identity
+from mnistlab.settings import differences, identity, is_execution_key
 
 log = logging.getLogger("mnistlab")
 
@@ -32,7 +32,7 @@ def job_dirname(overrides: Sequence[str]) -> str:
     new sweep. A name too long for a file name is cut and ends in a hash of the whole.
     """
     key = lambda item: item.split("=", 1)[0].lstrip("+~")  # noqa: E731
-    kept = sorted((o for o in overrides if key(o) not in EXECUTION_KEYS and not key(o).startswith("hydra.")), key=key)
+    kept = sorted((o for o in overrides if not is_execution_key(key(o)) and not key(o).startswith("hydra.")), key=key)
     name = ",".join(kept).replace(os.sep, "_") or "job"
     if len(name.encode()) > 200:
         name = name.encode()[:180].decode(errors="ignore") + "," + hashlib.sha1(name.encode()).hexdigest()[:12]
@@ -65,6 +65,7 @@ class Job:
     cpus_per_task: int | None = None  # the launcher's CPUs per job (submitit)
     requeues: int = dataclasses.field(default_factory=lambda: int(os.environ.get("SLURM_RESTART_COUNT") or 0))  # by SLURM
     study: str | None = None  # the Optuna study this job is a trial of (its number is ``num``)
+    sweep_dir: Path | None = None  # the sweep this job belongs to
 
     @classmethod
     def current(cls) -> Job:
@@ -81,6 +82,7 @@ class Job:
             hc,
             hc.launcher.get("cpus_per_task") if multirun else None,
             study=(hc.sweeper.get("study_name") or "optuna") if multirun and "study_name" in hc.sweeper else None,
+            sweep_dir=Path(hc.sweep.dir).resolve() if multirun else None,
         )
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from mnistlab import plots, studies
 from mnistlab.errors import EXIT_SWEEP_INCOMPLETE
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
-from mnistlab.settings import EXECUTION_KEYS
+from mnistlab.settings import is_execution_key
 from mnistlab.significance import ALPHA, Baseline, choose_baseline, compare_to_baseline, mean_ci
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,11 @@ METRICS = [
     "seconds",
     "time_to_target",
 ]
-NOT_GROUPED = {"seed", *EXECUTION_KEYS}  # keys that never define a group
+
+
+def groupable(key: str) -> bool:
+    """Whether runs may differ in ``key`` as a matter of what they train: not the seed, not execution settings."""
+    return key != "seed" and not is_execution_key(key)
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -110,8 +114,8 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
 
 def group_keys(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     """The swept keys: overrides (other than the seed) that take more than one value in this set of runs."""
-    varying = [k for k in keys if k not in NOT_GROUPED and table[k].fillna("(default)").nunique() > 1]
-    return varying or [k for k in keys if k not in NOT_GROUPED][:1]
+    varying = [k for k in keys if groupable(k) and table[k].fillna("(default)").nunique() > 1]
+    return varying or [k for k in keys if groupable(k)][:1]
 
 
 def _group_label(values: tuple, keys: Sequence[str]) -> str:
@@ -299,7 +303,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
 def write_study_report(table: pd.DataFrame, histories: pd.DataFrame, keys: list[str], out: Path) -> tuple[Path, int]:
     """An Optuna study's report: a row per trial, best first, the objective named, and the objective per trial."""
     objective = table["objective"].dropna().iloc[0] if table["objective"].notna().any() else "final_val_acc"
-    params = [k for k in keys if k not in NOT_GROUPED and table[k].nunique() > 1]
+    params = [k for k in keys if groupable(k) and table[k].nunique() > 1]
     trials = studies.trials_table(table, params, objective)
     table.to_csv(out / "summary.csv", index=False)
     trials.to_csv(out / "trials.csv", index=False)

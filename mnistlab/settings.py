@@ -144,7 +144,7 @@ class Settings:
 
 
 SCHEMAS: dict[str, type] = {"trainer": TrainerSettings, "regularization": RegularizationSettings, "data": DataSettings}
-TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "trainer", "regularization", "seed")
+TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "trainer", "regularization", "logger", "seed")
 
 # Ranges of the arguments of the groups that name a class (``_target_``), by argument name. They apply to
 # our options and to a user's own class alike; a list (``betas``, ``hidden``) is checked item by item.
@@ -159,6 +159,7 @@ ARGUMENT_RANGES: dict[str, dict[str, dict[str, float]]] = {
         "weight_decay": {"ge": 0},
         "alpha": {"ge": 0, "lt": 1},
     },
+    "logger": {},  # no numbers, but its arguments are checked against its class like the others'
     "scheduler": {
         "pct_start": {"gt": 0, "lt": 1},
         "div_factor": {"ge": 1},
@@ -195,6 +196,12 @@ EXECUTION_KEYS = frozenset(
         "data.download",
     }
 )
+EXECUTION_GROUPS = frozenset({"logger"})  # every key of these groups only changes where a run is recorded
+
+
+def is_execution_key(key: str) -> bool:
+    """Whether ``key`` (dotted, as in an override) changes how a run executes or is recorded, not what it trains."""
+    return key in EXECUTION_KEYS or key.split(".", 1)[0] in EXECUTION_GROUPS
 
 
 def _unknown(key: str, known: list[str]) -> ConfigError:
@@ -303,7 +310,7 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{prefix}.{key}" if prefix else str(key))
-        elif prefix not in EXECUTION_KEYS:
+        elif not is_execution_key(prefix):
             flat[prefix] = node
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")

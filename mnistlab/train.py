@@ -23,6 +23,7 @@ from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_thr
 from mnistlab.engine import FitResult, Trainer, evaluate
 from mnistlab.errors import OutputError, UserError, stop_status
 from mnistlab.launch import Job, make_dir, plan_launch, slurm_job_id
+from mnistlab.loggers import CsvLogger
 from mnistlab.models import count_parameters, parameter_table
 from mnistlab.schedules import make_scheduler
 from mnistlab.settings import Settings, identity, load_settings
@@ -124,6 +125,7 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
         trainer = build_trainer(cfg, settings, run_dir, job, summary)
         if plan == "resume":
             trainer.resume()
+        logger = GuardedLogger(_instantiate(cfg.logger) if "logger" in cfg else CsvLogger())
     except (Exception, KeyboardInterrupt) as err:
         if not existing:
             with contextlib.suppress(OutputError):
@@ -135,13 +137,17 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
         if plan == "new":
             runfiles.write_record(run_dir, cfg, job.overrides, job.hydra)
         runfiles.write_summary(run_dir, summary)
+        logger.start(run_dir, identity(cfg), trainer.start_epoch, job.sweep_dir)
+        trainer.on_epoch = logger.log_epoch
         result = trainer.fit()
         title = f"{summary['model']} ({summary['params']:,} params)"
         summary |= {**record_result(trainer, result, title), "wall_seconds": time.perf_counter() - started}
         runfiles.write_summary(run_dir, summary)
     except (Exception, KeyboardInterrupt) as err:
         record_stop(err)
+        logger.finish(summary)
         raise
+    logger.finish(summary)
     log.info(
         "%s: status=%s test_acc=%.2f%% test_loss=%.4f in %.1f s (%s)",
         summary["model"],
@@ -152,6 +158,38 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
         run_dir,
     )
     return summary, trainer
+
+
+class GuardedLogger:
+    """A logger (mnistlab.loggers) whose failures after its start warn once and never stop the run: the run's own
+    files are the record, and losing a tracking server must not lose an epoch."""
+
+    def __init__(self, logger: Any):
+        self.logger, self.started, self.failed = logger, False, False
+
+    def start(self, *args: Any) -> None:
+        self.logger.start(*args)  # a logger that cannot start (not installed, bad URI) fails the launch, before training
+        self.started = True
+
+    def _guard(self, method: str, *args: Any) -> None:
+        if not self.started or self.failed:
+            return
+        try:
+            getattr(self.logger, method)(*args)
+        except Exception as err:
+            self.failed = True
+            log.warning(
+                "%s stopped logging (%s: %s); the run goes on, its own files are complete",
+                type(self.logger).__name__,
+                type(err).__name__,
+                err,
+            )
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        self._guard("log_epoch", row)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self._guard("finish", summary)
 
 
 def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, Any]:
