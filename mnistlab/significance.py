@@ -104,7 +104,7 @@ def compare_to_baseline(runs: pd.DataFrame, keys: Sequence[str], baseline: Basel
             low, high = result.confidence_interval(CONFIDENCE)
             row |= {"test": "paired t" if paired else "Welch t", "diff_ci_low": low, "diff_ci_high": high, "p": result.pvalue}
         rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=[*keys, "baseline"] if not rows else None)  # no result at all: no rows, same columns
     for column in ("diff", "diff_ci_low", "diff_ci_high", "p"):
         if column not in table:
             table[column] = np.nan

@@ -89,7 +89,8 @@ def test_without_data_root_the_environment_the_shipped_copy_the_system_and_the_c
     monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     roots = search_dirs(DATASETS["fashion_mnist"], None)[1::2]
-    assert roots == [tmp_path / "mine", ROOT / "data", Path("/usr/share/datasets/fashion-mnist"), tmp_path / "cache" / "mnistlab"]
+    shipped = ROOT / "mnistlab" / "bundled"  # a link to data/ in the checkout, a copy of it in the wheel
+    assert roots == [tmp_path / "mine", shipped, Path("/usr/share/datasets/fashion-mnist"), tmp_path / "cache" / "mnistlab"]
     assert load_mnist().train_images.shape == (60_000, 28, 28)  # found in the shipped copy, behind an empty $MNISTLAB_DATA
 
 
