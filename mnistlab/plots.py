@@ -143,6 +143,19 @@ def comparison_dots(comparison: pd.DataFrame, labels: list[str], params: list, s
     return _save(fig, path)
 
 
+def study_progress(trials: pd.DataFrame, objective: str, label: str, path: Path) -> Path:
+    """The objective of each trial against its number, and the best so far."""
+    fig, ax = _subplots(figsize=(8, 4))
+    ordered = trials.sort_values("trial")
+    ax.plot(ordered["trial"], ordered[objective], "o", color="tab:blue", label=f"trial's {label}")
+    ax.plot(ordered["trial"], ordered[objective].cummax(), "-", color="tab:orange", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
 def run_figures(run_dir: Path, title: str, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> None:
     """A completed run's curves.png, confusion.png and mistakes.png from its test images (N, 28, 28), labels and predictions."""
     run_curves(pd.DataFrame(history), run_dir / "curves.png", title)

@@ -309,7 +309,7 @@ def write_study_report(table: pd.DataFrame, histories: pd.DataFrame, keys: list[
     trials.to_csv(out / "trials.csv", index=False)
     if not histories.empty:
         histories.to_csv(out / "epochs.csv", index=False)
-    studies.study_plot(trials, objective, out / "study.png")
+    plots.study_progress(trials, objective, studies.OBJECTIVES.get(objective, objective), out / "study.png")
     name = str(table["study"].dropna().iloc[0])
     lines = studies.study_markdown(trials, params, objective, name)
     failures = table[table["status"] != "completed"]

@@ -6,15 +6,11 @@ from its plugin package); :func:`existing_trials` is what it asks.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
-log = logging.getLogger("mnistlab")
 
 OBJECTIVES = {"final_val_acc": "validation accuracy (%)", "final_test_acc": "test accuracy (%)"}
 
@@ -87,18 +83,3 @@ def study_markdown(trials: pd.DataFrame, params: Sequence[str], objective: str, 
 
 def _pct(value: Any) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
-
-
-def study_plot(trials: pd.DataFrame, objective: str, path: Path) -> Path:
-    """The objective of each trial against its number, and the best so far."""
-    from mnistlab.plots import _save, _subplots
-
-    fig, ax = _subplots(figsize=(8, 4))
-    ordered = trials.sort_values("trial")
-    ax.plot(ordered["trial"], ordered[objective], "o", color="tab:blue", label=f"trial's {OBJECTIVES.get(objective, objective)}")
-    ax.plot(ordered["trial"], ordered[objective].cummax(), "-", color="tab:orange", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(OBJECTIVES.get(objective, objective))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
