@@ -32,10 +32,10 @@ def render(image: np.ndarray, rng: np.random.Generator, dark_on_light: bool) -> 
     return Image.fromarray(255 - canvas if dark_on_light else canvas).convert("RGB")
 
 
-def render_test_digits(folder: Path, n: int, seed: int = 0) -> tuple[list[Path], np.ndarray]:
-    """Save ``n`` random MNIST test digits as PNGs in ``folder``; returns the files and the test indices."""
+def render_test_digits(folder: Path, n: int, seed: int = 0, images: np.ndarray | None = None) -> tuple[list[Path], np.ndarray]:
+    """Save ``n`` random MNIST test digits (of ``images``, else read) as PNGs in ``folder``; returns the files and the test indices."""
     rng = np.random.default_rng(seed)
-    images = load_mnist(download=False).test_images.numpy()
+    images = load_mnist(download=False).test_images.numpy() if images is None else images
     picks = rng.choice(len(images), n, replace=False)
     paths = []
     for k, i in enumerate(picks):
@@ -52,7 +52,7 @@ def main() -> None:
     trained = load_run(args.run_dir)
     mnist = load_mnist(download=False)
     with tempfile.TemporaryDirectory() as tmp:
-        paths, picks = render_test_digits(Path(tmp), args.n)
+        paths, picks = render_test_digits(Path(tmp), args.n, images=mnist.test_images.numpy())
         predicted, _ = classify(trained, preprocess(paths, trained.spec))
     stored, _ = classify(trained, mnist.test_images[picks])
     labels = mnist.test_labels[picks]

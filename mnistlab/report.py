@@ -239,7 +239,8 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
     if table["study"].notna().any():
         return write_study_report(table, histories, keys, out)
     swept = group_keys(table, keys)
-    chosen = choose_baseline(compare(table, swept), swept, baseline)
+    frame = fill_keys(table, swept)
+    chosen = choose_baseline(frame[swept].drop_duplicates(), swept, baseline)  # the groups, in launch order
     comparison = compare(table, swept, chosen)
     table.to_csv(out / "summary.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
@@ -247,7 +248,6 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
         histories.to_csv(out / "epochs.csv", index=False)
     labels = [_group_label(tuple(row[k] for k in swept), swept) for _, row in comparison.iterrows()]
     params = comparison["params"].tolist()
-    frame = fill_keys(table, swept)
     seeds = [
         frame[(frame[swept] == row[swept]).all(axis=1)]["final_test_acc"].dropna().tolist() if swept else []
         for _, row in comparison.iterrows()

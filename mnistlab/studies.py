@@ -33,7 +33,7 @@ def _round(value: Any) -> Any:
         number = float(value)
     except (TypeError, ValueError):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit() or number.is_integer():
+    if number.is_integer():
         return int(number)
     return float(f"{number:.3g}")
 

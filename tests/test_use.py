@@ -94,7 +94,7 @@ def test_eval_of_a_directory_without_a_run_is_one_line(tmp_path):
 
 def test_predict_reads_digits_rendered_from_mnist_test_images(trained, mnist, tmp_path):
     """200 test digits saved as PNGs of other sizes, half of them dark on light: predicted about as well as the originals."""
-    paths, picks = render_test_digits(tmp_path, 200)
+    paths, picks = render_test_digits(tmp_path, 200, images=mnist.test_images.numpy())
     model = api.load(trained.run_dir)
     predicted, _ = classify(model, preprocess(paths, model.spec))
     original, _ = classify(model, mnist.test_images[picks])
