@@ -15,7 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from mnistlab import launch, paths, runfiles
+from mnistlab import extras, launch, paths, runfiles
 from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, UserError, stop_status
 
 log = logging.getLogger("mnistlab")
@@ -64,6 +64,11 @@ def cli() -> None:
         versions = runfiles.versions()
         print(f"mnistlab {versions.pop('mnistlab')} ({', '.join(f'{name} {v}' for name, v in versions.items())})")
         return
+    try:
+        extras.check_overrides(arg for arg in sys.argv[1:] if not arg.startswith("-"))
+    except extras.MissingExtra as err:
+        print(f"mnistlab: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
     quiet_openmp_spin()
     main()
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mnistlab import runfiles
+from mnistlab import extras, runfiles
 from mnistlab.data import load_dataset
-from mnistlab.errors import ConfigError, UserError
+from mnistlab.errors import UserError
 from mnistlab.trained import TrainedRun, load_run
 
 FORMATS = ("onnx", "pt2")
@@ -48,10 +48,9 @@ def export_pt2(model: PixelModel, example: torch.Tensor, path: Path) -> torch.Te
 
 def export_onnx(model: PixelModel, example: torch.Tensor, path: Path) -> torch.Tensor:
     """Save an ONNX model; returns ONNX Runtime's logits on ``example``."""
-    try:
-        import onnxruntime
-    except ImportError as err:
-        raise ConfigError(f"ONNX export needs the export extra: pip install 'mnistlab[export]' ({err})") from err
+    extras.require("export", "mnistlab-export --format onnx")
+    import onnxruntime
+
     program = torch.onnx.export(
         model, (example,), dynamo=True, input_names=["pixels"], output_names=["logits"], dynamic_shapes=_batch_dim(), verbose=False
     )

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mnistlab.errors import ConfigError
+from mnistlab import extras
 
 log = logging.getLogger("mnistlab")
 
@@ -26,10 +26,8 @@ ARTIFACTS = ("summary.json", "metrics.csv", "curves.png", "confusion.png", "mist
 def _needs(module: str, extra: str) -> Any:
     import importlib
 
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise ConfigError(f"logger={extra} needs {extra}: pip install 'mnistlab[{extra}]' ({err})") from err
+    extras.require(extra, f"logger={extra}")
+    return importlib.import_module(module)
 
 
 def scalar(value: Any) -> str | float | int | bool:

@@ -14,9 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
-from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 
 log = logging.getLogger(__name__)
+
+try:
+    from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+except ImportError:  # the slurm extra is not installed: no launcher to offer (mnistlab's command line says what to install)
+    submitit_launcher = None
 
 
 class _Tolerant:
@@ -41,9 +45,10 @@ class _Tolerant:
             submitit.Job.results = results
 
 
-class SlurmLauncher(_Tolerant, submitit_launcher.SlurmLauncher):
-    """``hydra/launcher=slurm``: one job array; a job without a result does not end the sweep."""
+if submitit_launcher is not None:
 
+    class SlurmLauncher(_Tolerant, submitit_launcher.SlurmLauncher):
+        """``hydra/launcher=slurm``: one job array; a job without a result does not end the sweep."""
 
-class LocalLauncher(_Tolerant, submitit_launcher.LocalLauncher):
-    """``hydra/launcher=local``: submitit's local processes, with the same tolerance."""
+    class LocalLauncher(_Tolerant, submitit_launcher.LocalLauncher):
+        """``hydra/launcher=local``: submitit's local processes, with the same tolerance."""
