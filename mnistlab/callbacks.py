@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mnistlab.errors import EXIT_BUG, EXIT_OUTPUT, EXIT_SWEEP_INCOMPLETE
+from mnistlab.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_OUTPUT, EXIT_SWEEP_INCOMPLETE, UserError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ def _sweep_logger(config: DictConfig) -> tuple[type, dict[str, Any]] | None:
 class SweepReport(Callback):
     """Aggregates every job's run files (not in-memory returns, which remote launchers drop).
 
-    The sweep exits non-zero when its report lists jobs without a result, or when no report could be written.
+    The sweep exits non-zero when its report lists jobs without a result (5), when no job ran (2), or when no
+    report could be written (1, or 4 for a disk that refuses it), with one line saying why.
     It also starts and finishes what the logger keeps per sweep (MLflow's parent run).
     """
 
@@ -70,17 +71,26 @@ class SweepReport(Callback):
         if logger is not None:
             sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            logger[0].sweep_start(logger[1], sweep_dir)
+            try:
+                logger[0].sweep_start(logger[1], sweep_dir)
+            except UserError as err:  # Hydra would turn any exception of a callback into a warning and go on
+                _stop(str(err), err.exit_code)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mnistlab.report import write_report
-
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
+            from mnistlab.report import find_runs, write_report
+
+            if not find_runs([sweep_dir]):
+                _stop("the sweep launched no job (is a swept range or list empty?): nothing to report", EXIT_BAD_INPUT)
             report, incomplete = write_report([sweep_dir])
-        except Exception:
-            log.exception("could not write the sweep report for %s", sweep_dir)
-            sys.exit(EXIT_BUG)
+        except UserError as err:  # no job ran, a bad baseline, a disk that refuses the files
+            _stop(str(err), err.exit_code)
+        except Exception as err:  # a disk that refuses it, a broken install, a bug: the sweep must not look successful
+            if not isinstance(err, ImportError | OSError):
+                log.exception("the sweep report failed")
+            code = EXIT_OUTPUT if isinstance(err, OSError) else EXIT_BUG
+            _stop(f"the sweep ran, but its report could not be written ({type(err).__name__}: {err})", code)
         log.info("sweep report: %s", report)
         print(report.read_text().split("## Figures")[0].rstrip())
         logger = _sweep_logger(config)
@@ -92,3 +102,9 @@ class SweepReport(Callback):
         if incomplete:
             log.error("%d job(s) without a result; see %s", incomplete, report)
             sys.exit(EXIT_SWEEP_INCOMPLETE)
+
+
+def _stop(message: str, code: int) -> None:
+    """End the sweep with one line and ``code`` (SystemExit passes through Hydra's callback guard)."""
+    print(f"mnistlab: {message}", file=sys.stderr)
+    sys.exit(code)

@@ -30,6 +30,10 @@ class RunDirError(UserError):
     """The run directory holds another run, or a run this launch may not touch."""
 
 
+class NoRunsError(UserError):
+    """A sweep or a report found no run: nothing was launched, or the paths hold no run directory."""
+
+
 class OutputError(UserError):
     """A run file cannot be written: the disk is full, the folder read-only, or permission is denied."""
 

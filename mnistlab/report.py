@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from mnistlab import plots, studies
-from mnistlab.errors import EXIT_SWEEP_INCOMPLETE
+from mnistlab.errors import EXIT_BAD_INPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
 from mnistlab.settings import is_execution_key
 from mnistlab.significance import ALPHA, Baseline, choose_baseline, compare_to_baseline, mean_ci
@@ -232,7 +232,9 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
     """
     run_dirs = find_runs(paths)
     if not run_dirs:
-        raise FileNotFoundError(f"no runs (*/.hydra/overrides.yaml) under {', '.join(map(str, paths))}")
+        raise NoRunsError(
+            f"no runs (*/.hydra/overrides.yaml) under {', '.join(map(str, paths))}: the sweep launched no job, or these are not mnistlab runs"
+        )
     out = Path(out_dir) if out_dir else (Path(paths[0]) if len(paths) == 1 and not (Path(paths[0]) / ".hydra").is_dir() else Path("."))
     out.mkdir(parents=True, exist_ok=True)
     table, histories, keys = load_runs(run_dirs)
@@ -338,8 +340,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         report, incomplete = write_report(args.paths, args.out, args.baseline)
-    except (FileNotFoundError, ValueError) as err:
-        parser.exit(2, f"mnistlab-report: {err}\n")
+    except (UserError, ValueError) as err:
+        parser.exit(EXIT_BAD_INPUT, f"mnistlab-report: {err}\n")
     text = report.read_text()
     print(text.split("## Figures")[0].rstrip())
     print(f"\nwritten to {report.parent}")

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
+from mnistlab import extras
 from mnistlab.data import load_mnist
 from mnistlab.errors import DataError
 from mnistlab.runfiles import read_metrics
@@ -199,3 +200,29 @@ def test_submitit_local_sweep_gives_each_job_its_cpus_per_task(tmp_path):
     table = pd.read_csv(sweep / "summary.csv")
     assert len(table) == 2 and (table["status"] == "completed").all()
     assert {json.loads((Path(d) / "summary.json").read_text())["threads"] for d in table["run_dir"]} == {1}
+
+
+def test_a_sweep_with_no_job_says_so_in_one_line(tmp_path):
+    proc = run_cli("-m", "seed=range(0,0)", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 2, output(proc)[-3000:]
+    assert proc.stderr.strip() == "mnistlab: the sweep launched no job (is a swept range or list empty?): nothing to report"
+
+
+def test_a_sweep_whose_report_cannot_be_written_fails_and_says_why(tmp_path):
+    sweep = tmp_path / "sweep"
+    (sweep / "report.md").mkdir(parents=True)  # the report's own file cannot be written
+    proc = run_cli("-m", *FAST, "trainer.epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 4, output(proc)[-3000:]
+    assert (
+        proc.stderr.strip().splitlines()[-1].startswith("mnistlab: the sweep ran, but its report could not be written (IsADirectoryError")
+    )
+    assert "Traceback" not in output(proc) and len(list(sweep.glob("*/summary.json"))) == 2  # the jobs' files stay
+
+
+def test_a_choice_that_needs_a_missing_extra_is_refused_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(extras.MODULES, "slurm", "mnistlab_no_such_module")
+    extras.check_overrides(["model=mlp", "hydra/launcher=basic", "logger=csv"])  # nothing optional asked for
+    with pytest.raises(extras.MissingExtra, match=r'^hydra/launcher=slurm needs: pip install "mnistlab\[slurm\]"$'):
+        extras.check_overrides(["model=mlp", "hydra/launcher=slurm"])
+    with pytest.raises(extras.MissingExtra, match=r"^hydra/launcher=local needs"):
+        extras.check_overrides(["hydra/launcher=basic,local"])
