@@ -1,8 +1,10 @@
 """Launch ``mnistlab`` runs and SIGKILL them at chosen points, for the fault-injection tests.
 
-``python tests/killpoint.py`` imports mnistlab once, then serves launches: each line on stdin is a JSON
-``[point, n, delay, args]``. A forked child runs ``mnistlab ARGS`` and is killed the n-th time it reaches
-``point`` (or by the server after ``delay`` seconds); the child's exit status comes back as one line.
+``python tests/killpoint.py [--swap-writes]`` imports mnistlab once, then serves launches: each line on stdin is
+a JSON ``[point, n, delay, args]``. A forked child runs ``mnistlab ARGS`` and is killed the n-th time it reaches
+``point`` (or by the server after ``delay`` seconds); the child's exit status and the launch's wall time in
+seconds come back as one line. ``--swap-writes`` makes every child write metrics.csv before checkpoint.pt, the
+order training must never use, so that a test can show the fault test catches it.
 
 - ``step``: before a training step (inside an epoch);
 - ``evaluate``: before an evaluation pass (test or validation split);
@@ -19,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 
 def kill() -> None:
@@ -75,7 +78,23 @@ def arm(point: str, n: int) -> None:
         raise SystemExit(f"unknown kill point {point!r}")
 
 
-def launch(point: str, n: int, delay: float | None, args: list[str]) -> int:
+def swap_writes() -> None:
+    """Write each epoch's metrics.csv row first and its checkpoint after it (kill points stay where they are)."""
+    from mnistlab import engine
+
+    save, write = engine.save_checkpoint, engine.write_metrics
+    pending = []
+
+    def write_then_save(path, rows):
+        write(path, rows)
+        while pending:
+            save(*pending.pop(0))
+
+    engine.save_checkpoint = lambda path, state: pending.append((path, state))
+    engine.write_metrics = write_then_save
+
+
+def launch(point: str, n: int, delay: float | None, args: list[str], swap: bool = False) -> int:
     """Fork one run; returns its exit code, or minus the signal that ended it."""
     pid = os.fork()
     if pid == 0:
@@ -84,6 +103,8 @@ def launch(point: str, n: int, delay: float | None, args: list[str]) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             arm(point, n)
+            if swap:
+                swap_writes()
             from mnistlab.cli import cli
 
             sys.argv = ["mnistlab", *args]
@@ -108,6 +129,9 @@ if __name__ == "__main__":
     import mnistlab.cli  # noqa: F401  (Hydra and mnistlab imported once, before any fork)
     import mnistlab.train  # noqa: F401  (and torch)
 
+    swap = "--swap-writes" in sys.argv[1:]
     for line in sys.stdin:
         point, n, delay, args = json.loads(line)
-        print(launch(point, n, delay, args), flush=True)
+        started = time.perf_counter()
+        code = launch(point, n, delay, args, swap)
+        print(code, time.perf_counter() - started, flush=True)
