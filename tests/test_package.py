@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -40,11 +39,8 @@ def _tree(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts}
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> tuple[Path, Path]:
-    """(the wheel, the fresh venv's bin/): the wheel built from a copy of the sources, installed without its dependencies
-    into a venv that sees the test environment's libraries (torch, Hydra) but not its mnistlab."""
-    tmp = tmp_path_factory.mktemp("package")
+def build_wheel(tmp: Path) -> Path:
+    """The wheel, built from a copy of the sources (nothing is written into the checkout)."""
     src = tmp / "src"
     src.mkdir()
     for name in SOURCES:
@@ -54,18 +50,34 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
             shutil.copy2(ROOT / name, src / name)
     build = _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp / "dist"), str(src)], tmp)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    wheel = next((tmp / "dist").glob("mnistlab-*.whl"))
-    venv = tmp / "venv"
-    assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp).returncode == 0
-    purelib = Path(
-        _run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp).stdout.strip()
-    )
-    (purelib / "_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch & co, not the editable mnistlab
-    pip = _run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps", "--no-index", str(wheel)], tmp
-    )
+    return next((tmp / "dist").glob("mnistlab-*.whl"))
+
+
+def overlay_venv(venv: Path, base_python: Path) -> Path:
+    """A fresh venv that also sees ``base_python``'s installed libraries, but not its mnistlab (an editable install's
+    path hook lives in a .pth file, which is read only in the base's own site-packages); returns its bin/."""
+    assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], venv.parent).returncode == 0
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = Path(_run([str(venv / "bin" / "python"), "-c", where], venv.parent).stdout.strip())
+    (purelib / "_dependencies.pth").write_text(_run([str(base_python), "-c", where], venv.parent).stdout.strip() + "\n")
+    return venv / "bin"
+
+
+def pip_install(bin_dir: Path, *args: str) -> None:
+    """``pip install ARGS`` into the venv of ``bin_dir`` (with this environment's pip: the venv may have none)."""
+    pip = _run([sys.executable, "-m", "pip", "--python", str(bin_dir / "python"), "install", "-q", *args], bin_dir, timeout=900)
     assert pip.returncode == 0, pip.stderr[-3000:]
-    return wheel, venv / "bin"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, Path]:
+    """(the wheel, the fresh venv's bin/): the wheel installed without its dependencies into a venv that sees the test
+    environment's libraries (torch, Hydra) but not its mnistlab."""
+    tmp = tmp_path_factory.mktemp("package")
+    wheel = build_wheel(tmp)
+    bin_dir = overlay_venv(tmp / "venv", Path(sys.executable))
+    pip_install(bin_dir, "--no-deps", "--no-index", str(wheel))
+    return wheel, bin_dir
 
 
 def test_the_wheel_carries_every_config_and_the_data(installed):
