@@ -84,6 +84,15 @@ def check_identity(path: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def fit_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Give per-parameter optimizer state (momentum, moments) its parameter's shape where only the shape differs:
+    a checkpoint written when a layer had another shape for the same weights (LeNet-5's C5 as a convolution)."""
+    for param, state in optimizer.state.items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor) and value.shape != param.shape and value.numel() == param.numel():
+                state[name] = value.reshape(param.shape)
+
+
 class Trainer:
     """Fits one model on on-device MNIST, writing metrics.csv and checkpoint.pt into ``run_dir``."""
 
@@ -148,6 +157,7 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            fit_state_to_parameters(self.optimizer)
             self.scheduler.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{self.checkpoint_path} does not fit this model/optimizer: {err}") from err

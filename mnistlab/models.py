@@ -21,9 +21,15 @@ def _choice(key: str, value: str, choices: dict) -> type[nn.Module]:
 class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al. 1998) on 28x28 input padded by 2 to the paper's 32x32.
 
-    C1 6@5x5 -> S2 pool -> C3 16@5x5 (full connection) -> S4 pool -> C5 120@5x5 -> F6 84 -> output 10.
+    C1 6@5x5 -> S2 pool -> C3 16@5x5 (full connection) -> S4 pool -> C5 120 -> F6 84 -> output 10.
     ``batch_norm`` adds BatchNorm after C1, C3, C5 and F6, before the activation;
     ``dropout`` applies to the inputs of F6 and of the output layer.
+
+    Two exact equivalences make the CPU step faster (benchmarks/throughput.py --models): with max pooling, S2 and
+    S4 pool before the activation, since ``act(maxpool(x)) == maxpool(act(x))`` for a non-decreasing activation
+    (ReLU, tanh) and the activation then runs on a quarter of the values (average pooling keeps the paper's
+    order); and C5, a 5x5 convolution over S4's 5x5 maps, is the matrix product it amounts to, a ``Linear(400, 120)``.
+    The weight layers keep their state_dict keys, and a checkpoint holding C5 as a convolution loads reshaped.
     """
 
     def __init__(
@@ -33,27 +39,37 @@ class LeNet5(nn.Module):
         act = _choice("model.activation", activation, ACTIVATIONS)
         pool = _choice("model.pooling", pooling, POOLINGS)
 
-        def layer(weights: nn.Module, norm: type[nn.Module], width: int) -> list[nn.Module]:
-            return [weights, norm(width), act()] if batch_norm else [weights, act()]
+        def layer(weights: nn.Module, norm: type[nn.Module], width: int, pooled: bool = False) -> list[nn.Module]:
+            """Weights, batch norm, activation, and pooling: before the activation where that is exact (max)."""
+            modules = [weights, norm(width)] if batch_norm else [weights]
+            if not pooled:
+                return [*modules, act()]
+            return [*modules, pool(2), act()] if pooling == "max" else [*modules, act(), pool(2)]
 
-        self.features = nn.Sequential(
-            *layer(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6),  # C1: 6@28x28
-            pool(2),  # S2: 6@14x14
-            *layer(nn.Conv2d(6, 16, 5, bias=not batch_norm), nn.BatchNorm2d, 16),  # C3: 16@10x10
-            pool(2),  # S4: 16@5x5
-            *layer(nn.Conv2d(16, 120, 5, bias=not batch_norm), nn.BatchNorm2d, 120),  # C5: 120@1x1
-            nn.Flatten(),
-        )
+        c1_s2 = layer(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6, pooled=True)  # C1: 6@28x28, S2: 6@14x14
+        c3_s4 = layer(nn.Conv2d(6, 16, 5, bias=not batch_norm), nn.BatchNorm2d, 16, pooled=True)  # C3: 16@10x10, S4: 16@5x5
+        c3_s4[-1] = nn.Sequential(c3_s4[-1], nn.Flatten())  # S4's 16@5x5 as the 400 inputs of C5, in the same slot
+        c5 = layer(nn.Linear(400, 120, bias=not batch_norm), nn.BatchNorm1d, 120)  # C5: 120 units, each over all of S4
+        self.features = nn.Sequential(*c1_s2, *c3_s4, *c5)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
             *layer(nn.Linear(120, 84, bias=not batch_norm), nn.BatchNorm1d, 84),  # F6
             nn.Dropout(dropout),
             nn.Linear(84, num_classes),  # output
         )
-        _name_layers(self, ["conv1", "conv3", "conv5", "f6", "out"])
+        _name_layers(self, ["c1", "c3", "c5", "f6", "out"])
+        self.c5_key = f"features.{len(self.features) - len(c5)}.weight"
+        self.register_load_state_dict_pre_hook(_c5_as_matrix)
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+def _c5_as_matrix(module: LeNet5, state_dict: dict, prefix: str, *args) -> None:
+    """A checkpoint that holds C5 as a 120@16x5x5 convolution loads into the Linear(400, 120) it equals."""
+    key = prefix + module.c5_key
+    if key in state_dict and state_dict[key].dim() == 4:
+        state_dict[key] = state_dict[key].flatten(1)
 
 
 class MLP(nn.Module):
@@ -124,7 +140,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def parameter_table(model: nn.Module) -> str:
-    """A printable per-layer parameter table, e.g. ``conv1  (5*5*1+1)*6 = 156``, and the total."""
+    """A printable per-layer parameter table, e.g. ``c1  (5*5*1+1)*6 = 156``, and the total."""
     rows = parameter_rows(model)
     width = max((len(name) for name, _, _ in rows), default=0)
     lines = [f"{type(model).__name__} parameters:"]

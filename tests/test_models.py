@@ -18,9 +18,9 @@ def test_mlp_default_parameter_count():
 
 def test_parameter_table_shows_formulas_and_total():
     table = parameter_table(LeNet5())
-    assert "conv1  (5*5*1+1)*6 = 156" in table
-    assert "conv5  (5*5*16+1)*120 = 48,120" in table
-    assert "out    (84+1)*10 = 850" in table
+    assert "c1   (5*5*1+1)*6 = 156" in table
+    assert "c5   (400+1)*120 = 48,120" in table
+    assert "out  (84+1)*10 = 850" in table
     assert table.splitlines()[-1].split() == ["total", "61,706"]
     assert "fc1  (784+1)*128 = 100,480" in parameter_table(MLP())
 
@@ -53,23 +53,74 @@ def test_dropout_and_batch_norm_switch_off_in_eval(model):
 
 
 def test_lenet5_reads_as_the_paper_layer_by_layer():
-    """C1, activation, S2, C3, activation, S4, C5, activation, F6, activation, output: PyTorch's own layers, nothing else."""
+    """C1, S2, C3, S4, C5, F6, output with their activations: PyTorch's own layers, nothing else."""
     nn = torch.nn
     model = LeNet5()
     assert [type(m) for m in model.features] == [
-        nn.Conv2d,
+        nn.Conv2d,  # C1
+        nn.MaxPool2d,  # S2, pooled before the activation (exact for max pooling)
         nn.ReLU,
-        nn.MaxPool2d,
-        nn.Conv2d,
+        nn.Conv2d,  # C3
+        nn.MaxPool2d,  # S4
+        nn.Sequential,  # its activation, and S4's maps flattened for C5
+        nn.Linear,  # C5: the 5x5 convolution over S4's 5x5 maps, as the matrix product it is
         nn.ReLU,
-        nn.MaxPool2d,
-        nn.Conv2d,
-        nn.ReLU,
-        nn.Flatten,
     ]
+    assert [type(m) for m in model.features[5]] == [nn.ReLU, nn.Flatten]
     assert [type(m) for m in model.classifier] == [nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
     paper = LeNet5(activation="tanh", pooling="avg")
-    assert [type(m) for m in paper.features][:3] == [nn.Conv2d, nn.Tanh, nn.AvgPool2d]
+    assert [type(m) for m in paper.features][:3] == [nn.Conv2d, nn.Tanh, nn.AvgPool2d]  # average pooling keeps the paper's order
+
+
+@pytest.mark.parametrize("activation", [torch.relu, torch.tanh])
+def test_max_pooling_commutes_exactly_with_a_non_decreasing_activation(activation):
+    pool = torch.nn.MaxPool2d(2)
+    x = torch.randn(64, 16, 10, 10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(activation(pool(x)), pool(activation(x)))
+
+
+def textbook_lenet5(activation: type, pooling: type, batch_norm: bool) -> torch.nn.Module:
+    """LeNet-5 as mnistlab wrote it before: each activation before its pool, C5 a convolution, then Flatten."""
+    nn = torch.nn
+
+    def layer(weights, norm, width):
+        return [weights, norm(width), activation()] if batch_norm else [weights, activation()]
+
+    model = nn.Module()
+    model.features = nn.Sequential(
+        *layer(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6),
+        pooling(2),
+        *layer(nn.Conv2d(6, 16, 5, bias=not batch_norm), nn.BatchNorm2d, 16),
+        pooling(2),
+        *layer(nn.Conv2d(16, 120, 5, bias=not batch_norm), nn.BatchNorm2d, 120),
+        nn.Flatten(),
+    )
+    model.classifier = nn.Sequential(
+        nn.Dropout(0), *layer(nn.Linear(120, 84, bias=not batch_norm), nn.BatchNorm1d, 84), nn.Dropout(0), nn.Linear(84, 10)
+    )
+    model.forward = lambda x: model.classifier(model.features(x))
+    return model
+
+
+@pytest.mark.parametrize(
+    "activation, pooling, batch_norm", [("relu", "max", False), ("tanh", "max", False), ("relu", "avg", False), ("relu", "max", True)]
+)
+def test_an_earlier_checkpoint_loads_and_computes_the_same_function(activation, pooling, batch_norm):
+    """The textbook order's state_dict (C5 a 120@16x5x5 convolution) loads unchanged in its keys and gives the same logits."""
+    torch.manual_seed(0)
+    old = textbook_lenet5(
+        {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[activation],
+        {"max": torch.nn.MaxPool2d, "avg": torch.nn.AvgPool2d}[pooling],
+        batch_norm,
+    )
+    old.train()
+    old(torch.randn(32, 1, 28, 28))  # batch-norm running statistics that are not the defaults
+    new = LeNet5(activation=activation, pooling=pooling, batch_norm=batch_norm)
+    assert list(new.state_dict()) == list(old.state_dict())
+    new.load_state_dict(old.state_dict())
+    old.eval(), new.eval()
+    x = torch.randn(16, 1, 28, 28)
+    torch.testing.assert_close(new(x), old(x), rtol=1e-5, atol=1e-5)
 
 
 def test_state_dict_keys_are_stable():
@@ -80,3 +131,21 @@ def test_state_dict_keys_are_stable():
         for p in ("weight", "bias")
     ]
     assert "features.1.running_mean" in LeNet5(batch_norm=True).state_dict()
+
+
+def test_optimizer_state_of_an_earlier_checkpoint_takes_its_parameters_shape():
+    from mnistlab.engine import fit_state_to_parameters
+
+    old = textbook_lenet5(torch.nn.ReLU, torch.nn.MaxPool2d, False)
+    old_optimizer = torch.optim.SGD(old.parameters(), lr=0.1, momentum=0.9)
+    torch.nn.functional.cross_entropy(old(torch.randn(8, 1, 28, 28)), torch.arange(8)).backward()
+    old_optimizer.step()
+    new = LeNet5()
+    new.load_state_dict(old.state_dict())
+    optimizer = torch.optim.SGD(new.parameters(), lr=0.1, momentum=0.9)
+    optimizer.load_state_dict(old_optimizer.state_dict())
+    fit_state_to_parameters(optimizer)
+    c5 = new.features[6].weight
+    assert optimizer.state[c5]["momentum_buffer"].shape == c5.shape == (120, 400)
+    torch.nn.functional.cross_entropy(new(torch.randn(8, 1, 28, 28)), torch.arange(8)).backward()
+    optimizer.step()  # trains on
