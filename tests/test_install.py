@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_package import build_wheel, overlay_venv, pip_install
 
 from conftest import ROOT
+from test_package import build_wheel, overlay_venv, pip_install
 
 pytestmark = pytest.mark.install
 
