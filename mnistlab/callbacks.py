@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mnistlab.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_OUTPUT, EXIT_SWEEP_INCOMPLETE, UserError
+from mnistlab.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_OUTPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,11 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
-            from mnistlab.report import find_runs, write_report
+            from mnistlab.report import write_report
 
-            if not find_runs([sweep_dir]):
-                _stop("the sweep launched no job (is a swept range or list empty?): nothing to report", EXIT_BAD_INPUT)
             report, incomplete = write_report([sweep_dir])
+        except NoRunsError:
+            _stop("the sweep launched no job (is a swept range or list empty?): nothing to report", EXIT_BAD_INPUT)
         except UserError as err:  # no job ran, a bad baseline, a disk that refuses the files
             _stop(str(err), err.exit_code)
         except Exception as err:  # a disk that refuses it, a broken install, a bug: the sweep must not look successful
