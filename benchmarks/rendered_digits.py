@@ -53,7 +53,7 @@ def main() -> None:
     mnist = load_mnist(download=False)
     with tempfile.TemporaryDirectory() as tmp:
         paths, picks = render_test_digits(Path(tmp), args.n, images=mnist.test_images.numpy())
-        predicted, _ = classify(trained, preprocess(paths, trained.spec))
+        predicted, _ = classify(trained, preprocess(paths, trained.dataset))
     stored, _ = classify(trained, mnist.test_images[picks])
     labels = mnist.test_labels[picks]
     print(

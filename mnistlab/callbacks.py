@@ -1,110 +1,144 @@
-"""Hydra callbacks: refuse an output directory that cannot be written, and report a sweep when it ends."""
+"""Callbacks: code that runs at fixed points of training, with state that checkpoints carry.
+
+Subclass :class:`Callback` and override the hooks you need; the ``callback`` group adds yours
+(``callback=ema`` with ``--config-dir examples/conf``). Ours stop early, keep the best epoch's weights and
+stop at a target accuracy, configured by ``regularization.early_stopping_patience``,
+``regularization.keep_best`` and ``trainer.target_acc``.
+
+The hooks, in the order they run:
+
+- ``on_fit_start(trainer)``: before the first epoch trained by this process (after a resume restored state);
+- ``on_step_end(trainer)``: after every optimizer update;
+- ``on_epoch_end(trainer, row)``: after an epoch is evaluated, before it is checkpointed and written; add
+  columns to ``row`` (its metrics.csv row), or call ``trainer.stop(reason)`` to end training after this epoch;
+- ``on_fit_end(trainer, status)``: once, however the fit ended (``completed``, ``diverged``, ...);
+- ``summary()``: fields for summary.json; ``state_dict()`` / ``load_state_dict(state)``: what a checkpoint keeps,
+  so that a resumed run continues exactly where it stopped.
+
+``trainer.evaluate(model, split)`` gives every metric of a model on ``trainer.data.test`` or ``.val``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
-from pathlib import Path
-from typing import Any
+import math
+from typing import TYPE_CHECKING, Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
-
-from mnistlab.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_OUTPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
+if TYPE_CHECKING:
+    from mnistlab.engine import Trainer
 
 log = logging.getLogger(__name__)
 
 
-def check_writable(folder: Path) -> str | None:
-    """Create ``folder`` and a file in it; returns why that fails, or None."""
-    probe = folder / ".mnistlab-write-test"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-    except OSError as err:
-        return f"cannot write the output directory {folder}: {err.strerror or err}"
-    finally:
-        with contextlib.suppress(OSError):
-            probe.unlink(missing_ok=True)
-    return None
+class Callback:
+    """The hooks; each does nothing until overridden."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer, status: str) -> None: ...
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class WritableOutput(Callback):
-    """Checks the run or sweep directory before Hydra creates it, so a bad one costs one line, not a traceback."""
+class TargetAccuracy(Callback):
+    """Stop as soon as test accuracy reaches ``target`` (%), and record the training time it took."""
 
-    def _check(self, folder: Any) -> None:
-        problem = check_writable(Path(str(folder)))
-        if problem:
-            print(f"mnistlab: {problem}", file=sys.stderr)
-            sys.exit(EXIT_OUTPUT)
+    def __init__(self, target: float):
+        self.target, self.seconds = target, None
 
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.run.dir)
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if row["test_acc"] >= self.target:
+            self.seconds = trainer.elapsed
+            log.info("reached test accuracy %.2f%% >= %.2f%% after %.2f s", row["test_acc"], self.target, self.seconds)
+            trainer.stop("target accuracy")
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.sweep.dir)
-
-
-def _sweep_logger(config: DictConfig) -> tuple[type, dict[str, Any]] | None:
-    """The logger class of the sweep's config and its options, for what it does once per sweep."""
-    node = config.get("logger")
-    if node is None or "_target_" not in node:
-        return None
-    from hydra.utils import get_class
-    from omegaconf import OmegaConf
-
-    options = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
-    return get_class(node._target_), options
+    def summary(self) -> dict[str, Any]:
+        return {"time_to_target": self.seconds}
 
 
-class SweepReport(Callback):
-    """Aggregates every job's run files (not in-memory returns, which remote launchers drop).
+class BestValidation(Callback):
+    """Tracks the epoch of best validation accuracy (``monitor``); the base of early stopping and keep-best."""
 
-    The sweep exits non-zero when its report lists jobs without a result (5), when no job ran (2), or when no
-    report could be written (1, or 4 for a disk that refuses it), with one line saying why.
-    It also starts and finishes what the logger keeps per sweep (MLflow's parent run).
-    """
+    monitor = "val_acc"
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        logger = _sweep_logger(config)
-        if logger is not None:
-            sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-            sweep_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                logger[0].sweep_start(logger[1], sweep_dir)
-            except UserError as err:  # Hydra would turn any exception of a callback into a warning and go on
-                _stop(str(err), err.exit_code)
+    def __init__(self) -> None:
+        self.best, self.best_epoch, self.bad_epochs = -math.inf, None, 0
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        try:
-            from mnistlab.report import write_report
+    def improved(self, row: dict[str, Any]) -> bool:
+        if row[self.monitor] > self.best:
+            self.best, self.best_epoch, self.bad_epochs = row[self.monitor], int(row["epoch"]), 0
+            return True
+        self.bad_epochs += 1
+        return False
 
-            report, incomplete = write_report([sweep_dir])
-        except NoRunsError:
-            _stop("the sweep launched no job (is a swept range or list empty?): nothing to report", EXIT_BAD_INPUT)
-        except UserError as err:  # no job ran, a bad baseline, a disk that refuses the files
-            _stop(str(err), err.exit_code)
-        except Exception as err:  # a disk that refuses it, a broken install, a bug: the sweep must not look successful
-            if not isinstance(err, ImportError | OSError):
-                log.exception("the sweep report failed")
-            code = EXIT_OUTPUT if isinstance(err, OSError) else EXIT_BUG
-            _stop(f"the sweep ran, but its report could not be written ({type(err).__name__}: {err})", code)
-        log.info("sweep report: %s", report)
-        print(report.read_text().split("## Figures")[0].rstrip())
-        logger = _sweep_logger(config)
-        if logger is not None:
-            try:
-                logger[0].sweep_end(logger[1], sweep_dir.resolve())
-            except Exception as err:  # the report is written; a tracking server's trouble is only a warning
-                log.warning("the logger could not finish the sweep (%s: %s)", type(err).__name__, err)
-        if incomplete:
-            log.error("%d job(s) without a result; see %s", incomplete, report)
-            sys.exit(EXIT_SWEEP_INCOMPLETE)
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.bad_epochs = float(state["best"]), state["best_epoch"], int(state["bad_epochs"])
 
 
-def _stop(message: str, code: int) -> None:
-    """End the sweep with one line and ``code`` (SystemExit passes through Hydra's callback guard)."""
-    print(f"mnistlab: {message}", file=sys.stderr)
-    sys.exit(code)
+class EarlyStopping(BestValidation):
+    """Stop after ``patience`` epochs without a better validation accuracy."""
+
+    def __init__(self, patience: int):
+        super().__init__()
+        self.patience, self.stopped = patience, False
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if not self.improved(row) and self.bad_epochs >= self.patience:
+            log.info("early stopping: no val improvement for %d epochs", self.bad_epochs)
+            self.stopped = True
+            trainer.stop("early stopping")
+
+    def summary(self) -> dict[str, Any]:
+        return {"stopped_early": self.stopped}
+
+
+class KeepBest(BestValidation):
+    """Finish with the weights of the best validation epoch (a completed fit); checkpoints keep them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: dict[str, Any] | None = None
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if self.improved(row):
+            self.weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+    def on_fit_end(self, trainer: Trainer, status: str) -> None:
+        if status == "completed" and self.weights is not None:
+            trainer.model.load_state_dict(self.weights)
+            log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best)
+
+    def summary(self) -> dict[str, Any]:
+        return {"selected_epoch": self.best_epoch}
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"weights": self.weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.weights = state["weights"]
+
+
+def built_in(target_acc: float | None, patience: int | None, keep_best: bool) -> dict[str, Callback]:
+    """Our callbacks, as the settings ask for them, by the name their checkpoint state is kept under."""
+    chosen: dict[str, Callback] = {}
+    if target_acc is not None:
+        chosen["target_acc"] = TargetAccuracy(target_acc)
+    if patience:
+        chosen["early_stopping"] = EarlyStopping(patience)
+    if keep_best:
+        chosen["keep_best"] = KeepBest()
+    return chosen

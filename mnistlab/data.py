@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from mnistlab import paths
+from mnistlab.dataset import Dataset, Images
 from mnistlab.datasets import MNIST, STEMS, DatasetSpec, dataset_spec, download_root, search_dirs
 from mnistlab.errors import DataError
 
@@ -147,29 +148,50 @@ class Split:
 
 @dataclass
 class DeviceData:
-    """Train, optional validation, and test splits held on the device."""
+    """Train, optional validation, and test splits held on the device, and the dataset they came from."""
 
     train: Split
     test: Split
     val: Split | None = None
-    spec: DatasetSpec = MNIST
+    dataset: Dataset | None = None
+
+    @property
+    def background(self) -> torch.Tensor:
+        """A black pixel after normalization, (1, C, 1, 1) on the device."""
+        return self.dataset.background(self.train.labels.device)
 
 
-def prepare(arrays: Arrays, device: torch.device | str, val_size: int = 0, seed: int = 0) -> DeviceData:
-    """Move a dataset to ``device``; carve a validation split of ``val_size`` images, chosen by ``seed``."""
-    n = len(arrays.train_labels)
-    images, labels, spec = arrays.train_images, arrays.train_labels, arrays.spec
+def as_images(arrays: Arrays) -> tuple[Images, Dataset]:
+    """IDX arrays (N, 28, 28) as images (N, 1, 28, 28), with the dataset that describes them."""
+    from mnistlab.dataset import Idx
+
+    dataset = Idx(arrays.spec.name, channels=1, num_classes=len(arrays.spec.classes), classes=list(arrays.spec.classes))
+    images = Images(arrays.train_images[:, None], arrays.train_labels, arrays.test_images[:, None], arrays.test_labels, arrays.spec.classes)
+    return images, dataset
+
+
+def prepare(
+    images: Images | Arrays, device: torch.device | str, val_size: int = 0, seed: int = 0, dataset: Dataset | None = None
+) -> DeviceData:
+    """Move a dataset to ``device``, normalized by ``dataset``; carve a validation split of ``val_size`` images, chosen by ``seed``.
+
+    ``images`` may also be IDX arrays (``load_dataset``), which carry their own dataset.
+    """
+    if isinstance(images, Arrays):
+        images, dataset = as_images(images)
+    n = len(images.train_labels)
+    x, labels = images.train_images, images.train_labels
     val = None
     if val_size:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         val_idx, train_idx = order[:val_size], order[val_size:]
-        val = Split(spec.normalize(images[val_idx], device), labels[val_idx].to(device))
-        images, labels = images[train_idx], labels[train_idx]
+        val = Split(dataset.normalize(x[val_idx], device), labels[val_idx].to(device))
+        x, labels = x[train_idx], labels[train_idx]
     return DeviceData(
-        train=Split(spec.normalize(images, device), labels.to(device)),
-        test=Split(spec.normalize(arrays.test_images, device), arrays.test_labels.to(device)),
+        train=Split(dataset.normalize(x, device), labels.to(device)),
+        test=Split(dataset.normalize(images.test_images, device), images.test_labels.to(device)),
         val=val,
-        spec=spec,
+        dataset=dataset,
     )
 
 

@@ -14,7 +14,6 @@ from mnistlab import paths
 from mnistlab.errors import ConfigError
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -22,7 +21,7 @@ STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One MNIST-like dataset: 28x28 grey images in 10 classes, as the four IDX files of the MNIST layout."""
+    """One dataset of four IDX files in the MNIST layout: 28x28 grey images in 10 classes."""
 
     name: str
     title: str  # as people write it
@@ -40,15 +39,6 @@ class DatasetSpec:
         """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) on ``device``, standardized with the dataset's mean and std."""
         x = images.to(device).unsqueeze(1).float().div_(255.0)
         return x.sub_(self.mean).div_(self.std)
-
-    def pixels(self, images: torch.Tensor) -> np.ndarray:
-        """Normalized images (N, 1, H, W) back to pixel values in [0, 1], (N, H, W) on the CPU, for figures."""
-        return (images[:, 0].float().cpu() * self.std + self.mean).numpy()
-
-    @property
-    def background(self) -> float:
-        """A black pixel after normalization."""
-        return -self.mean / self.std
 
 
 DATASETS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import math
 import sys
@@ -14,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from mnistlab.augment import augment_batch
-from mnistlab.data import DeviceData, Split, ordered_batches, shuffled_batches, steps_per_epoch
+from mnistlab.callbacks import Callback, built_in
+from mnistlab.data import DeviceData, Split, shuffled_batches, steps_per_epoch
 from mnistlab.errors import CheckpointError, stop_status
 from mnistlab.graphs import GraphedStep, portable_state
+from mnistlab.metrics import Evaluation, Metric, with_built_in
+from mnistlab.metrics import evaluate as evaluate_metrics
 from mnistlab.runfiles import CHECKPOINT_FILE, METRICS_FILE, load_checkpoint, save_checkpoint, write_metrics
 from mnistlab.schedules import step_epoch_scheduler
 from mnistlab.settings import Settings, differences
+from mnistlab.techniques import RandomWarp, Technique, hard_labels
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +38,7 @@ class FitResult:
     history: list[dict[str, float]]
     seconds: float  # training wall time, resumed parts included
     warmup_seconds: float = 0.0  # one-off GPU start-up before the clock (see Trainer.warm_up)
-    best_epoch: int | None = None  # epoch whose weights were kept (keep_best), else None
-    time_to_target: float | None = None
-    stopped_early: bool = False
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # the callbacks' summary fields (selected_epoch, ...)
 
 
 class Diverged(RuntimeError):
@@ -47,23 +48,11 @@ class Diverged(RuntimeError):
 # ---------------------------------------------------------------- evaluation
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int = 2000, channels_last: bool = False) -> tuple[float, float, torch.Tensor]:
-    """Mean cross-entropy, accuracy in percent, and the predicted labels on a split."""
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=split.labels.device)
-    preds = []
-    for x, y in ordered_batches(split, batch_size):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x).float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        preds.append(logits.argmax(1))
-    model.train(was_training)
-    pred = torch.cat(preds)
-    n = len(split)
-    return loss_sum.item() / n, 100.0 * (pred == split.labels).sum().item() / n, pred.cpu()
+def evaluate(
+    model: nn.Module, split: Split, metrics: list[Metric] | None = None, batch_size: int = 2000, channels_last: bool = False
+) -> Evaluation:
+    """Every metric (loss and accuracy by default) of ``model`` on a split: the loop training and ``mnistlab-eval`` share."""
+    return evaluate_metrics(model, split.images, split.labels, metrics or with_built_in([]), batch_size, channels_last)
 
 
 # ---------------------------------------------------------------- training
@@ -94,7 +83,12 @@ def fit_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
 
 
 class Trainer:
-    """Fits one model on on-device MNIST, writing metrics.csv and checkpoint.pt into ``run_dir``."""
+    """Fits one model on on-device data, writing metrics.csv and checkpoint.pt into ``run_dir``.
+
+    The parts a researcher changes come in from the config: ``loss`` (a callable ``loss(logits, target)``),
+    ``techniques`` (mnistlab.techniques, after our random warp), ``callbacks`` (mnistlab.callbacks, after ours,
+    by name) and ``metrics`` (mnistlab.metrics, after loss and accuracy).
+    """
 
     def __init__(
         self,
@@ -106,6 +100,10 @@ class Trainer:
         run_dir: Path,
         identity: dict[str, Any] | None = None,
         scheduler_interval: str = "step",
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        techniques: list[Technique] | None = None,
+        callbacks: dict[str, Callback] | None = None,
+        metrics: list[Metric] | None = None,
     ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.scheduler_interval = scheduler_interval  # step the scheduler after every batch, or after every epoch
@@ -116,8 +114,17 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(settings.seed)
         self.identity = identity or {}  # the settings a checkpoint must match to be resumed (settings.identity)
         self.start_epoch, self.elapsed, self.history = 1, 0.0, []
-        self.best_val, self.best_epoch, self.best_state, self.bad_epochs = -math.inf, None, None, 0
         self.steps_per_epoch = steps_per_epoch(len(data.train), self.settings.batch_size, self.settings.limit_batches)
+        self.loss = loss or nn.CrossEntropyLoss(label_smoothing=self.reg.label_smoothing)
+        warp = [RandomWarp(self.reg.augment, data.background)] if self.reg.augment.enabled else []
+        self.techniques = warp + list(techniques or [])
+        ours = built_in(self.settings.target_acc, self.reg.early_stopping_patience, self.reg.keep_best)
+        clash = ours.keys() & (callbacks or {}).keys()
+        if clash:
+            raise ValueError(f"callback names taken by mnistlab's own: {sorted(clash)}")
+        self.callbacks = ours | dict(callbacks or {})
+        self.metrics = metrics or with_built_in([])
+        self.stop_reason: str | None = None
         self.graphed = GraphedStep(self._update, optimizer) if self.settings.cuda_graph and self.device.type == "cuda" else None
 
     @property
@@ -127,6 +134,14 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT_FILE
+
+    def stop(self, reason: str) -> None:
+        """End training after the current epoch is recorded (for callbacks)."""
+        self.stop_reason = reason
+
+    def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
+        """Every metric of ``model`` (this one, or another such as an average of its weights) on ``split``."""
+        return evaluate(model, split, self.metrics, self.settings.eval_batch_size, self.settings.channels_last).values
 
     # -- checkpoints
 
@@ -142,10 +157,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "generator": self.generator.get_state(),
             "elapsed": self.elapsed,
-            "best_val": self.best_val,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "best_state": self.best_state,
+            "callbacks": {name: callback.state_dict() for name, callback in self.callbacks.items()},
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -159,16 +171,16 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             fit_state_to_parameters(self.optimizer)
             self.scheduler.load_state_dict(state["scheduler"])
+            for name, callback in self.callbacks.items():
+                callback.load_state_dict(state["callbacks"][name])
         except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"{self.checkpoint_path} does not fit this model/optimizer: {err}") from err
+            raise CheckpointError(f"{self.checkpoint_path} does not fit this model/optimizer/callbacks: {err}") from err
         torch.set_rng_state(state["torch_rng"])
         self.generator.set_state(state["generator"].to(self.generator.get_state().device))
         if "cuda_rng" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         self.start_epoch = int(state["epoch"]) + 1
         self.elapsed = float(state["elapsed"])
-        self.best_val, self.best_epoch = float(state["best_val"]), state["best_epoch"]
-        self.bad_epochs, self.best_state = int(state["bad_epochs"]), state["best_state"]
         self.history = [dict(row) for row in state["history"]]
         write_metrics(self.metrics_path, self.history)  # the checkpoint's epochs: rows a crash left beyond it go
         log.info("resumed from %s after epoch %d", self.checkpoint_path, state["epoch"])
@@ -180,16 +192,17 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
-    def _inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A training batch as the model sees it: augmented, in the configured memory format."""
-        x = augment_batch(x, self.reg.augment, generator, self.data.spec.background)
-        return x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x
+    def _inputs(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch as the model sees it: through every batch technique, in the configured memory format."""
+        for technique in self.techniques:
+            x, y = technique(x, y, generator)
+        return (x.contiguous(memory_format=torch.channels_last) if self.settings.channels_last else x), y
 
     def _forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training loss and the logits of one batch."""
+        """The training loss and the logits of one batch (``y``: class indices or class probabilities)."""
         with self._autocast():
             logits = self.model(x)
-        return F.cross_entropy(logits.float(), y, label_smoothing=self.reg.label_smoothing), logits
+        return self.loss(logits.float(), y), logits
 
     def _update(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward, backward and optimizer update; returns the loss and the number correct (device tensors)."""
@@ -197,13 +210,15 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return loss.detach(), (logits.argmax(1) == y).sum()
+        return loss.detach(), (logits.argmax(1) == hard_labels(y)).sum()
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
-        loss, hits = (self.graphed or self._update)(self._inputs(x, self.generator), y)
+        """Batch techniques, forward, backward, update on one batch; returns the (detached) loss and the number correct."""
+        loss, hits = (self.graphed or self._update)(*self._inputs(x, y, self.generator))
         if self.scheduler_interval == "step":
             self.scheduler.step()
+        for callback in self.callbacks.values():
+            callback.on_step_end(self)
         return loss, hits
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -235,10 +250,12 @@ class Trainer:
     # -- the loop
 
     def fit(self) -> FitResult:
-        s, reg = self.settings, self.reg
-        status, time_to_target, stopped_early = "completed", None, False
+        s = self.settings
+        status = "completed"
         warmup = self.warm_up() if self.start_epoch <= s.epochs else 0.0
         try:
+            for callback in self.callbacks.values():
+                callback.on_fit_start(self)
             for epoch in range(self.start_epoch, s.epochs + 1):
                 started = time.perf_counter()
                 lr = float(self.optimizer.param_groups[0]["lr"])
@@ -249,15 +266,14 @@ class Trainer:
                     status = "diverged"
                     break
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-                test_loss, test_acc, _ = evaluate(self.model, self.data.test, s.eval_batch_size, s.channels_last)
-                row |= {"test_loss": test_loss, "test_acc": test_acc}
+                row |= {f"test_{name}": value for name, value in self.evaluate(self.model, self.data.test).items()}
                 if self.data.val is not None:
-                    val_loss, val_acc, _ = evaluate(self.model, self.data.val, s.eval_batch_size, s.channels_last)
-                    row |= {"val_loss": val_loss, "val_acc": val_acc}
-                    self._track_best(epoch, val_acc)
+                    row |= {f"val_{name}": value for name, value in self.evaluate(self.model, self.data.val).items()}
                 seconds = time.perf_counter() - started
                 self.elapsed += seconds
                 row |= {"lr": lr, "seconds": seconds}
+                for callback in self.callbacks.values():
+                    callback.on_epoch_end(self, row)
                 if self.scheduler_interval == "epoch":
                     step_epoch_scheduler(self.scheduler, row)
                 if s.checkpoint:  # first: metrics.csv never shows an epoch the checkpoint does not hold
@@ -267,25 +283,19 @@ class Trainer:
                 if self.on_epoch is not None:
                     self.on_epoch(row)
                 log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-                if s.target_acc is not None and test_acc >= s.target_acc:
-                    time_to_target = self.elapsed
-                    log.info("reached test accuracy %.2f%% >= %.2f%% after %.2f s", test_acc, s.target_acc, self.elapsed)
-                    break
-                if reg.early_stopping_patience and self.bad_epochs >= reg.early_stopping_patience:
-                    log.info("early stopping: no val improvement for %d epochs", self.bad_epochs)
-                    stopped_early = True
+                if self.stop_reason is not None:
                     break
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
             status = stop_status(stop)
             log.warning("%s; the last finished epoch is kept in %s", status, self.run_dir)
             if self.history:  # the stop may have come between the checkpoint and its metrics row
                 write_metrics(self.metrics_path, self.history)
-        if reg.keep_best and self.best_state is not None and status == "completed":
-            self.model.load_state_dict(self.best_state)
-            log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best_val)
-        return FitResult(
-            status, self.history, self.elapsed, warmup, self.best_epoch if reg.keep_best else None, time_to_target, stopped_early
-        )
+        for callback in self.callbacks.values():
+            callback.on_fit_end(self, status)
+        fields: dict[str, Any] = {}
+        for callback in self.callbacks.values():
+            fields |= callback.summary()
+        return FitResult(status, self.history, self.elapsed, warmup, fields)
 
     def warm_up(self, force: bool = False) -> float:
         """On CUDA (or when forced), run each batch shape once before the clock starts; returns the seconds it took.
@@ -304,22 +314,14 @@ class Trainer:
         devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if cuda else []
         with torch.random.fork_rng(devices=devices):
             for size in sorted({min(s.batch_size, len(train)), len(train) % s.batch_size} - {0}):
-                loss, _ = self._forward(self._inputs(train.images[:size], generator), train.labels[:size])
+                loss, _ = self._forward(*self._inputs(train.images[:size], train.labels[:size], generator))
                 loss.backward()
             self.optimizer.zero_grad(set_to_none=True)
             for size in sorted({min(s.eval_batch_size, len(test)), len(test) % s.eval_batch_size} - {0}):
-                evaluate(self.model, Split(test.images[:size], test.labels[:size]), s.eval_batch_size, s.channels_last)
+                self.evaluate(self.model, Split(test.images[:size], test.labels[:size]))
         self.model.load_state_dict(saved)
         if cuda:
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - started
         log.info("warm-up (library handles, kernel loading, cuDNN autotuning): %.2f s, not counted as training time", seconds)
         return seconds
-
-    def _track_best(self, epoch: int, val_acc: float) -> None:
-        if val_acc > self.best_val:
-            self.best_val, self.best_epoch, self.bad_epochs = val_acc, epoch, 0
-            if self.reg.keep_best:
-                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        else:
-            self.bad_epochs += 1

@@ -1,7 +1,8 @@
 """``mnistlab-export <run dir>``: the trained model as ONNX and as a ``torch.export`` program, checked against PyTorch.
 
-The exported model takes pixels: (N, 1, 28, 28) float32 in [0, 1], ink bright on black as in MNIST (what
-``mnistlab-predict`` makes of an image), and returns (N, 10) logits. The dataset's normalization is part of it.
+The exported model takes pixels: (N, C, H, W) float32 in [0, 1], as the dataset's images are ((N, 1, 28, 28),
+ink bright on black, for MNIST: what ``mnistlab-predict`` makes of an image), and returns (N, classes) logits.
+The dataset's normalization is part of it.
 A JSON file beside it names the classes and the input.
 """
 
@@ -16,7 +17,6 @@ import torch
 from torch import nn
 
 from mnistlab import extras, runfiles
-from mnistlab.data import load_dataset
 from mnistlab.errors import UserError
 from mnistlab.trained import TrainedRun, load_run
 
@@ -27,9 +27,11 @@ TOLERANCE = 1e-4  # largest difference in logits allowed between the export and 
 class PixelModel(nn.Module):
     """The run's model behind its dataset's normalization: pixels in [0, 1] in, logits out."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float):
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
         super().__init__()
-        self.model, self.mean, self.std = model, mean, std
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model((pixels - self.mean) / self.std)
@@ -62,9 +64,11 @@ def export_onnx(model: PixelModel, example: torch.Tensor, path: Path) -> torch.T
 def export(trained: TrainedRun, out: Path, formats: tuple[str, ...] = FORMATS, check_images: int = 1000) -> dict[str, float]:
     """Write ``model.onnx`` / ``model.pt2`` and ``model.json`` into ``out``; returns, per format, the largest logit
     difference from the PyTorch model on ``check_images`` test images. Raises if it exceeds :data:`TOLERANCE`."""
-    model = PixelModel(trained.model.cpu().eval(), trained.spec.mean, trained.spec.std).eval()
-    arrays = load_dataset(trained.spec.name, trained.cfg.data.get("root"), download=False)
-    example = arrays.test_images[:check_images].unsqueeze(1).float() / 255.0
+    dataset = trained.dataset
+    model = PixelModel(trained.model.cpu().eval(), dataset.mean, dataset.std).eval()
+    if hasattr(dataset, "download"):
+        dataset.download = False
+    example = dataset.load().test_images[:check_images].float() / 255.0
     with torch.inference_mode():
         expected = model(example)
     try:
@@ -83,10 +87,10 @@ def export(trained: TrainedRun, out: Path, formats: tuple[str, ...] = FORMATS, c
             )
     meta = {
         "run_dir": str(trained.run_dir),
-        "dataset": trained.spec.name,
-        "classes": list(trained.spec.classes),
-        "input": "pixels: float32 (N, 1, 28, 28) in [0, 1], ink bright on black, fitted and centred as in the dataset",
-        "output": "logits: float32 (N, 10)",
+        "dataset": dataset.name,
+        "classes": list(dataset.classes),
+        "input": f"pixels: float32 (N, {', '.join(map(str, example.shape[1:]))}) in [0, 1], as the dataset's images (mnistlab-predict makes them)",
+        "output": f"logits: float32 (N, {len(dataset.classes)})",
         "epoch": trained.epoch,
         "max_logit_difference": differences,
         "checked_on_test_images": int(len(example)),
@@ -110,5 +114,5 @@ def cli(argv: list[str] | None = None) -> None:
         print(f"mnistlab-export: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     for name, difference in differences.items():
-        print(f"{out / f'model.{name}'}: logits within {difference:.1e} of PyTorch's on 1,000 test images, the same classes")
+        print(f"{out / f'model.{name}'}: logits within {difference:.1e} of PyTorch's on the test images checked, the same classes")
     print(f"{out / 'model.json'}: classes and input format")

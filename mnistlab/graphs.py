@@ -2,18 +2,23 @@
 
 An MNIST step is a few dozen tiny kernels; on a GPU their launches, not the arithmetic, set the speed.
 A captured graph launches them all at once. Batches are copied into static input buffers, so each
-epoch's permutation (and augmentation, which runs before the copy) stays random. Batches of another
-size (an epoch's last, smaller batch) run eagerly on the same parameters and optimizer state.
+epoch's permutation (and every batch technique, which runs before the copy) stays random. Batches of
+another shape or type (an epoch's last, smaller batch) run eagerly on the same parameters and optimizer
+state, and a step that cannot be captured (a loss that synchronizes, say) runs eagerly throughout, after
+one log line.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from mnistlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
@@ -57,7 +62,8 @@ class GraphedStep:
     def __init__(self, step: Step, optimizer: torch.optim.Optimizer, warmup_steps: int = 3):
         self.step, self.optimizer, self.warmup_steps = step, optimizer, warmup_steps
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.batch_size: int | None = None  # the size the graph was captured for
+        self.signature: tuple | None = None  # the shapes and types of (x, y) the graph is captured for
+        self.eager = False  # capture failed: every step runs eagerly
         self.calls = 0
         self.side_stream: torch.cuda.Stream | None = None
 
@@ -65,18 +71,28 @@ class GraphedStep:
         if self.calls == 0:
             make_capturable(self.optimizer, x.device)
             self.side_stream = torch.cuda.Stream(x.device)
-            self.batch_size = len(y)
+            self.signature = self._signature(x, y)
         self.calls += 1
-        if len(y) != self.batch_size:
+        if self.eager or self._signature(x, y) != self.signature:
             return self.step(x, y)
         if self.graph is None:
             if self.calls <= self.warmup_steps:
                 return self._on_side_stream(x, y)
-            self._capture(x, y)
+            try:
+                self._capture(x, y)
+            except RuntimeError as err:
+                log.warning("the training step cannot be captured in a CUDA graph (%s); it runs eagerly", str(err).splitlines()[0])
+                self.eager, self.graph = True, None
+                torch.cuda.synchronize(x.device)
+                return self.step(x, y)
         self.static_x.copy_(x)
         self.static_y.copy_(y)
         self.graph.replay()
         return self.static_out
+
+    @staticmethod
+    def _signature(x: torch.Tensor, y: torch.Tensor) -> tuple:
+        return (x.shape, x.dtype, y.shape, y.dtype)
 
     def _on_side_stream(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Warm-up steps (library handles, lazy state) off the default stream, as capture requires."""

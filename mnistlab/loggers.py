@@ -18,7 +18,27 @@ from mnistlab import extras
 
 log = logging.getLogger("mnistlab")
 
-SPLITS = ("train", "test", "val")
+SKIP = ("epoch",)  # a metrics row's columns that are not logged as scalars
+
+
+def scalar_name(column: str) -> str:
+    """A metrics row's column as a tool's scalar: ``test_acc`` -> ``acc/test``, ``ema_test_ece`` -> ``ece/ema_test``."""
+    prefix, sep, metric = column.rpartition("_")
+    return f"{metric}/{prefix}" if sep and column != "lr" else column
+
+
+def results(summary: dict[str, Any]) -> dict[str, float]:
+    """The summary's numeric results (``final_*``, ``best_*``, ``seconds``), every metric included."""
+    return {
+        key: float(value)
+        for key, value in summary.items()
+        if (key.startswith(("final_", "best_")) or key == "seconds")
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not math.isnan(value)
+    }
+
+
 STATUS_TO_MLFLOW = {"completed": "FINISHED", "interrupted": "KILLED", "terminated": "KILLED"}  # else FAILED
 ARTIFACTS = ("summary.json", "metrics.csv", "curves.png", "confusion.png", "mistakes.png", ".hydra/config.yaml")
 
@@ -77,18 +97,15 @@ class TensorBoardLogger(CsvLogger):
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         epoch = int(row["epoch"])
-        for split in SPLITS:
-            for metric in ("loss", "acc"):
-                value = row.get(f"{split}_{metric}")
-                if value is not None and not math.isnan(value):
-                    self.writer.add_scalar(f"{metric}/{split}", value, epoch)
-        self.writer.add_scalar("lr", row["lr"], epoch)
+        for column, value in row.items():
+            if column not in SKIP and isinstance(value, int | float) and not math.isnan(value):
+                self.writer.add_scalar(scalar_name(column), value, epoch)
         self.writer.flush()
 
     def finish(self, summary: dict[str, Any]) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        metrics = {f"hparams/{k}": summary[k] for k in ("final_test_acc", "final_val_acc", "final_test_loss") if summary.get(k) is not None}
+        metrics = {f"hparams/{k}": v for k, v in results(summary).items() if k.startswith("final_")}
         for summary_proto in hparams(self.params | {"status": summary.get("status", "")}, metrics):
             self.writer.file_writer.add_summary(summary_proto)  # in this run's own event file, not a subfolder
         for key, value in metrics.items():
@@ -184,9 +201,8 @@ class MlflowLogger(CsvLogger):
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def finish(self, summary: dict[str, Any]) -> None:
-        for key in ("final_test_acc", "final_test_loss", "final_val_acc", "best_test_acc", "seconds"):
-            if isinstance(summary.get(key), int | float) and not math.isnan(summary[key]):
-                self.client.log_metric(self.run_id, key, float(summary[key]))
+        for key, value in results(summary).items():
+            self.client.log_metric(self.run_id, key, value)
         for name in ARTIFACTS:
             path = self.run_dir / name
             if path.is_file():

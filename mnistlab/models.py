@@ -22,6 +22,8 @@ class LeNet5(nn.Module):
     """LeNet-5 (LeCun et al. 1998) on 28x28 input padded by 2 to the paper's 32x32.
 
     C1 6@5x5 -> S2 pool -> C3 16@5x5 (full connection) -> S4 pool -> C5 120 -> F6 84 -> output 10.
+    Other datasets change only the ends: ``in_channels`` of C1, ``num_classes`` outputs, and for another
+    ``image_size`` C5 spans S4's larger maps (at 28, the paper's 5x5).
     ``batch_norm`` adds BatchNorm after C1, C3, C5 and F6, before the activation;
     ``dropout`` applies to the inputs of F6 and of the output layer.
 
@@ -33,11 +35,21 @@ class LeNet5(nn.Module):
     """
 
     def __init__(
-        self, activation: str = "relu", pooling: str = "max", dropout: float = 0.0, batch_norm: bool = False, num_classes: int = 10
+        self,
+        activation: str = "relu",
+        pooling: str = "max",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 28,
     ):
         super().__init__()
         act = _choice("model.activation", activation, ACTIVATIONS)
         pool = _choice("model.pooling", pooling, POOLINGS)
+        side = (image_size // 2 - 4) // 2  # of S4's maps: 5 at 28
+        if side < 1:
+            raise ConfigError(f"LeNet-5 needs images of at least 12x12, got data.image_size={image_size}")
 
         def layer(weights: nn.Module, norm: type[nn.Module], width: int, pooled: bool = False) -> list[nn.Module]:
             """Weights, batch norm, activation, and pooling: before the activation where that is exact (max)."""
@@ -46,10 +58,12 @@ class LeNet5(nn.Module):
                 return [*modules, act()]
             return [*modules, pool(2), act()] if pooling == "max" else [*modules, act(), pool(2)]
 
-        c1_s2 = layer(nn.Conv2d(1, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6, pooled=True)  # C1: 6@28x28, S2: 6@14x14
+        c1_s2 = layer(
+            nn.Conv2d(in_channels, 6, 5, padding=2, bias=not batch_norm), nn.BatchNorm2d, 6, pooled=True
+        )  # C1: 6@28x28, S2: 6@14x14
         c3_s4 = layer(nn.Conv2d(6, 16, 5, bias=not batch_norm), nn.BatchNorm2d, 16, pooled=True)  # C3: 16@10x10, S4: 16@5x5
         c3_s4[-1] = nn.Sequential(c3_s4[-1], nn.Flatten())  # S4's 16@5x5 as the 400 inputs of C5, in the same slot
-        c5 = layer(nn.Linear(400, 120, bias=not batch_norm), nn.BatchNorm1d, 120)  # C5: 120 units, each over all of S4
+        c5 = layer(nn.Linear(16 * side * side, 120, bias=not batch_norm), nn.BatchNorm1d, 120)  # C5: 120 units, each over all of S4
         self.features = nn.Sequential(*c1_s2, *c3_s4, *c5)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
@@ -73,7 +87,7 @@ def _c5_as_matrix(module: LeNet5, state_dict: dict, prefix: str, *args) -> None:
 
 
 class MLP(nn.Module):
-    """Fully connected network 784 -> hidden... -> 10; dropout after each hidden activation."""
+    """Fully connected network 784 (channels x image size^2) -> hidden... -> 10 (classes); dropout after each hidden activation."""
 
     def __init__(
         self,
@@ -82,13 +96,15 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         batch_norm: bool = False,
         num_classes: int = 10,
+        in_channels: int = 1,
+        image_size: int = 28,
     ):
         super().__init__()
         act = _choice("model.activation", activation, ACTIVATIONS)
         if not hidden or any(int(h) < 1 for h in hidden):
             raise ConfigError(f"model.hidden must be a non-empty list of positive sizes, got {list(hidden)}")
         layers: list[nn.Module] = [nn.Flatten()]
-        width = 28 * 28
+        width = in_channels * image_size * image_size
         for size in map(int, hidden):
             layers.append(nn.Linear(width, size, bias=not batch_norm))
             if batch_norm:

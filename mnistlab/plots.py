@@ -41,8 +41,10 @@ def run_curves(history: pd.DataFrame, path: Path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes: int = 10) -> Path:
-    """Counts of true (rows) vs predicted (columns) labels on the test set."""
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes: int | list[str] = 10) -> Path:
+    """Counts of true (rows) vs predicted (columns) labels on the test set; ``classes``: their names, or how many."""
+    names = [str(c) for c in classes] if isinstance(classes, list) else [str(c) for c in range(classes)]
+    classes = len(names)
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, preds), 1)
     fig, ax = _subplots(figsize=(6, 5.5))
@@ -53,8 +55,8 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes:
         for j in range(classes):
             if matrix[i, j]:
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color="black" if i != j else "tab:blue")
-    ax.set_xticks(range(classes))
-    ax.set_yticks(range(classes))
+    ax.set_xticks(range(classes), names, rotation=90 if max(map(len, names)) > 2 else 0, fontsize=8)
+    ax.set_yticks(range(classes), names, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     errors = int(matrix.sum() - np.trace(matrix))
@@ -63,20 +65,29 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes:
     return _save(fig, path)
 
 
-def mistakes(images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Path, limit: int = 64) -> Path:
-    """A grid of misclassified test digits, each captioned ``true→predicted``, drawn as one mosaic image."""
+def mistakes(
+    images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Path, classes: list[str] | None = None, limit: int = 64
+) -> Path:
+    """A grid of misclassified test images (N, H, W) grey or (N, H, W, 3) colour in [0, 1], each captioned
+    ``true→predicted`` (class names when short), drawn as one mosaic image."""
     wrong = np.flatnonzero(labels != preds)[:limit]
-    cols, (h, w), pad = 8, images.shape[1:], 10  # pad: room for the caption above each digit
+    cols, (h, w), pad = 8, images.shape[1:3], 10  # pad: room for the caption above each image
     rows = max(1, -(-len(wrong) // cols))
-    mosaic = np.zeros((rows * (h + pad), cols * (w + 2)))
+    names = classes if classes and max(map(len, classes)) <= 3 else None
+    caption = lambda i: f"{names[labels[i]]}→{names[preds[i]]}" if names else f"{labels[i]}→{preds[i]}"  # noqa: E731
+    colour = images.ndim == 4
+    mosaic = np.ones((rows * (h + pad), cols * (w + 2), 3)) if colour else np.zeros((rows * (h + pad), cols * (w + 2)))
     fig, ax = _subplots(figsize=(cols * 1.2, rows * 1.2 * (h + pad) / (w + 2) + 0.4))
     for k, i in enumerate(wrong):
         top, left = (k // cols) * (h + pad) + pad, (k % cols) * (w + 2) + 1
         mosaic[top : top + h, left : left + w] = images[i]
-        ax.text(left + w / 2, top - 1.5, f"{labels[i]}→{preds[i]}", ha="center", va="bottom", fontsize=9, color="tab:red")
-    ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=max(1.0, float(mosaic.max())))
+        ax.text(left + w / 2, top - 1.5, caption(i), ha="center", va="bottom", fontsize=9, color="tab:red")
+    if colour:
+        ax.imshow(mosaic)
+    else:
+        ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=max(1.0, float(mosaic.max())))
     ax.axis("off")
-    fig.suptitle(f"misclassified test digits (true→predicted), {len(wrong)} of {int((labels != preds).sum())} shown")
+    fig.suptitle(f"misclassified test images (true→predicted), {len(wrong)} of {int((labels != preds).sum())} shown")
     return _save(fig, path)
 
 
@@ -156,8 +167,10 @@ def study_progress(trials: pd.DataFrame, objective: str, label: str, path: Path)
     return _save(fig, path)
 
 
-def run_figures(run_dir: Path, title: str, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> None:
-    """A completed run's curves.png, confusion.png and mistakes.png from its test images (N, 28, 28), labels and predictions."""
+def run_figures(
+    run_dir: Path, title: str, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray, classes: list[str]
+) -> None:
+    """A completed run's curves.png, confusion.png and mistakes.png from its test images in [0, 1], labels and predictions."""
     run_curves(pd.DataFrame(history), run_dir / "curves.png", title)
-    confusion_matrix(labels, preds, run_dir / "confusion.png")
-    mistakes(images, labels, preds, run_dir / "mistakes.png")
+    confusion_matrix(labels, preds, run_dir / "confusion.png", classes=classes or int(max(labels.max(), preds.max())) + 1)
+    mistakes(images, labels, preds, run_dir / "mistakes.png", classes)

@@ -1,8 +1,8 @@
-"""``mnistlab-predict <run dir> image ...``: classify your own images with a trained run, preprocessed as MNIST was.
+"""``mnistlab-predict <run dir> image ...``: classify your own images with a trained run, preprocessed as its dataset's were.
 
 MNIST's digits were fitted into a 20x20 box, keeping their aspect ratio, and centred by their centre of mass in
 a 28x28 field, bright ink on black (LeCun et al.). :func:`to_mnist` does the same to an image of any size,
-dark-on-light or light-on-dark.
+dark-on-light or light-on-dark. Other datasets resize the image (``Dataset.prepare_image``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from mnistlab.datasets import DatasetSpec
+from mnistlab.dataset import Dataset
 from mnistlab.errors import DataError, UserError
 from mnistlab.trained import TrainedRun, load_run
 
@@ -24,13 +24,16 @@ FIELD = 28
 INK = 0.15  # of the strongest ink: fainter pixels do not count towards the bounding box (paper texture, JPEG noise)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as grey levels in [0, 1]; transparent pixels count as the background."""
+def read_image(path: Path, colour: bool = False) -> np.ndarray:
+    """An image file as grey levels (H, W), or with ``colour`` RGB (H, W, 3), in [0, 1]; transparent pixels count
+    as the background (grey)."""
     try:
         with Image.open(path) as image:
             image.load()
     except (OSError, UnidentifiedImageError) as err:
         raise DataError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from err
+    if colour:
+        return np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float64) / 255.0
@@ -73,23 +76,23 @@ def to_mnist(grey: np.ndarray, box: int = 20, center: str = "mass") -> np.ndarra
     return np.round(field * 255).astype(np.uint8)
 
 
-def preprocess(paths: list[Path], spec: DatasetSpec) -> torch.Tensor:
-    """Image files -> (N, 28, 28) uint8, as the dataset's images; raises DataError naming a file that fails."""
+def preprocess(paths: list[Path], dataset: Dataset) -> torch.Tensor:
+    """Image files -> (N, C, H, W) uint8, as the dataset's images; raises DataError naming a file that fails."""
     images = []
     for path in paths:
-        grey = read_image(path)
+        pixels = read_image(path, colour=dataset.channels == 3)
         try:
-            images.append(to_mnist(grey, spec.box, spec.center))
+            images.append(dataset.prepare_image(pixels))
         except DataError as err:
             raise DataError(f"{path}: {err}") from None
-    return torch.from_numpy(np.stack(images))
+    return torch.stack(images)
 
 
 @torch.inference_mode()
 def classify(trained: TrainedRun, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class probabilities' top class and its probability for uint8 images (N, 28, 28)."""
+    """Class probabilities' top class and its probability for uint8 images (N, C, H, W)."""
     device = next(trained.model.parameters()).device
-    probabilities = trained.model(trained.spec.normalize(images, device)).float().softmax(1).cpu()
+    probabilities = trained.model(trained.dataset.normalize(images, device)).float().softmax(1).cpu()
     confidence, predicted = probabilities.max(1)
     return predicted, confidence
 
@@ -98,7 +101,7 @@ def cli(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mnistlab-predict", description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument("run_dir", type=Path, help="a run directory holding checkpoint.pt and .hydra/config.yaml")
     parser.add_argument("images", type=Path, nargs="+", help="image files (PNG, JPEG, ...) of any size")
-    parser.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="also write each image as the model sees it (28x28 PNG)")
+    parser.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="also write each image as the model sees it (PNG)")
     args = parser.parse_args(argv)
     try:
         trained = load_run(args.run_dir)
@@ -108,7 +111,7 @@ def cli(argv: list[str] | None = None) -> None:
     readable, failed = [], 0
     for path in args.images:
         try:
-            readable.append((path, preprocess([path], trained.spec)[0]))
+            readable.append((path, preprocess([path], trained.dataset)[0]))
         except DataError as err:
             print(f"mnistlab-predict: {err}", file=sys.stderr)
             failed += 1
@@ -117,9 +120,11 @@ def cli(argv: list[str] | None = None) -> None:
         width = max(len(str(path)) for path, _ in readable)
         print(f"{'image':<{width}}  prediction  confidence")
         for (path, image), label, p in zip(readable, predicted.tolist(), confidence.tolist(), strict=True):
-            print(f"{str(path):<{width}}  {trained.spec.classes[label]:<10}  {p:10.4f}")
+            print(f"{str(path):<{width}}  {trained.dataset.classes[label]:<10}  {p:10.4f}")
             if args.save_preprocessed:
                 args.save_preprocessed.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(image.numpy()).save(args.save_preprocessed / f"{path.stem}.png")
+                Image.fromarray(image[0].numpy() if len(image) == 1 else image.permute(1, 2, 0).numpy()).save(
+                    args.save_preprocessed / f"{path.stem}.png"
+                )
     if failed:
         sys.exit(DataError.exit_code)

@@ -32,6 +32,26 @@ METRICS = [
 ]
 
 
+STANDARD = ("final_train_", "final_val_")  # result columns shown by METRICS, or not per group
+
+
+def extra_metrics(table: pd.DataFrame) -> list[str]:
+    """The result columns beyond :data:`METRICS`: a ``metric`` group's on the test split (``final_test_ece``), and
+    those a callback adds (``final_ema_test_acc``). Each gets its column, CI and test in the report."""
+    found = [c for c in table.columns if c.startswith("final_") and c not in METRICS and not c.startswith(STANDARD)]
+    return sorted(found, key=lambda c: (not c.startswith("final_test_"), c))
+
+
+def metric_label(column: str, declared: dict[str, dict[str, Any]]) -> tuple[str, int]:
+    """A result column as a table heads it (``final_ema_test_acc`` -> ``ema test acc (%)``) and its digits."""
+    rest = column.removeprefix("final_")
+    for name, declaration in sorted(declared.items(), key=lambda item: -len(item[0])):
+        if rest == name or rest.endswith(f"_{name}"):
+            prefix = rest[: -len(name)].rstrip("_").replace("_", " ")
+            return f"{prefix} {declaration['label']}".strip(), int(declaration["digits"])
+    return rest.replace("_", " "), 4
+
+
 def groupable(key: str) -> bool:
     """Whether runs may differ in ``key`` as a matter of what they train: not the seed, not execution settings."""
     return key != "seed" and not is_execution_key(key)
@@ -91,12 +111,17 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
     runs = [(run_dir, *read_run(run_dir)) for run_dir in run_dirs]
     runs.sort(key=lambda run: _job_order(run[0], run[2]))
     rows, histories, keys = [], [], []
+    declared: dict[str, dict[str, Any]] = {}
+    for _, _, summary, _, _ in runs:
+        declared |= summary.get("metrics") or {}
+    extra = sorted({key for _, _, summary, _, _ in runs for key in summary if key.startswith("final_")} - set(METRICS))
+    extra = sorted((key for key in extra if not key.startswith(STANDARD)), key=lambda key: (not key.startswith("final_test_"), key))
     for run_dir, overrides, summary, history, problems in runs:
         keys += [k for k in overrides if k not in keys]
         status = "unreadable" if problems else summary.get("status") or ("unfinished" if history.empty else "running")
         row = {"job": run_dir.name, "model": summary.get("model"), **overrides, "status": status, "params": summary.get("params")}
         row["epochs_run"] = summary.get("epochs_run", len(history))
-        for metric in METRICS:
+        for metric in METRICS + extra:
             row[metric] = summary.get(metric) if status == "completed" else None  # no result without a completed run
         if row["final_train_acc"] is not None and row["final_test_acc"] is not None:
             row["gap"] = row["final_train_acc"] - row["final_test_acc"]
@@ -107,8 +132,9 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
         if not history.empty:
             histories.append(history.assign(job=run_dir.name, run_dir=str(run_dir), status=status, **overrides))
     table = pd.DataFrame(rows)
-    for metric in METRICS + ["params"]:
+    for metric in METRICS + extra + ["params"]:
         table[metric] = pd.to_numeric(table[metric], errors="coerce")
+    table.attrs["metrics"] = declared  # how each metric is shown (summary.json's declarations)
     return table, (pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()), keys
 
 
@@ -135,7 +161,8 @@ def compare(table: pd.DataFrame, keys: Sequence[str], baseline: Baseline | None 
     accuracy, and (with a ``baseline``) the difference to its baseline group, its CI and Holm-adjusted p-value."""
     frame = fill_keys(table, keys)
     grouped = frame.groupby(list(keys), sort=False, dropna=False) if keys else frame.assign(group="all").groupby("group")
-    present = [m for m in METRICS if frame[m].notna().any()]
+    extra = extra_metrics(table)
+    present = [m for m in METRICS + extra if frame[m].notna().any()]
     if present:
         stats = grouped[present].agg(["mean", "std"])
         stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
@@ -148,14 +175,20 @@ def compare(table: pd.DataFrame, keys: Sequence[str], baseline: Baseline | None 
             grouped["status"].size().rename("jobs"),
             grouped["status"].agg(lambda s: int((s != "completed").sum())).rename("not_completed"),
             stats,
-            grouped["final_test_acc"].agg(lambda s: mean_ci(s.dropna())[0]).rename("final_test_acc_ci_low"),
-            grouped["final_test_acc"].agg(lambda s: mean_ci(s.dropna())[1]).rename("final_test_acc_ci_high"),
+            *(
+                grouped[metric].agg(lambda s, i=i: mean_ci(s.dropna())[i]).rename(f"{metric}_ci_{side}")
+                for metric in ["final_test_acc", *extra]
+                for i, side in enumerate(("low", "high"))
+            ),
         ],
         axis=1,
     ).reset_index()
     if baseline is not None and keys:
         tests = compare_to_baseline(frame, keys, baseline)
         out = out.merge(tests, on=list(keys), how="left")
+        for metric in extra:  # each metric's comparisons are corrected together, apart from the others'
+            tested = compare_to_baseline(frame, keys, baseline, metric)[[*keys, "diff", "p_holm"]]
+            out = out.merge(tested.rename(columns={"diff": f"{metric}_diff", "p_holm": f"{metric}_p_holm"}), on=list(keys), how="left")
     return out
 
 
@@ -185,8 +218,9 @@ def _difference_cells(row: pd.Series) -> list[str]:
     return [difference, f"{row['p_holm']:.3g}{'*' if row['p_holm'] < ALPHA else ''}"]
 
 
-def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
-    """The comparison as a markdown table: test accuracy mean ± std, parameters, gap, seconds."""
+def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str], declared: dict[str, dict[str, Any]] | None = None) -> str:
+    """The comparison as a markdown table: test accuracy mean ± std, parameters, gap, seconds, then every other
+    metric (``declared``: how summary.json says to show each) with its CI and its difference to the baseline."""
     tested = "p_holm" in comparison
     header = [*keys, "params", "n", "test acc (%)", "95% CI"]
     if tested:
@@ -194,6 +228,10 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
     header += ["test loss", "train acc (%)", "train−test gap", "seconds"]
     if "final_val_acc_mean" in comparison:
         header.insert(-1, "val acc (%)")
+    extra = [m for m in extra_metrics(comparison.rename(columns=lambda c: c.removesuffix("_mean"))) if f"{m}_mean" in comparison]
+    labels = {m: metric_label(m, declared or {}) for m in extra}
+    for metric in extra:
+        header += [f"{labels[metric][0]} [95% CI]"] + ([f"Δ {labels[metric][0]} (p Holm)"] if f"{metric}_diff" in comparison else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in comparison.iterrows():
 
@@ -220,6 +258,20 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str]) -> str:
         ]
         if "final_val_acc_mean" in comparison:
             cells.insert(-1, pm("final_val_acc"))
+        for metric in extra:
+            digits = labels[metric][1]
+            low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+            interval = f" [{low:.{digits}f}, {high:.{digits}f}]" if low is not None and not pd.isna(low) else ""
+            cells.append(pm(metric, digits) + interval)
+            if f"{metric}_diff" in comparison:
+                diff, p = row.get(f"{metric}_diff"), row.get(f"{metric}_p_holm")
+                cells.append(
+                    "baseline"
+                    if row.get("baseline") == ""
+                    else ""
+                    if pd.isna(diff)
+                    else f"{diff:+.{digits}f}" + ("" if pd.isna(p) else f" (p {p:.3g}{'*' if p < ALPHA else ''})")
+                )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -283,7 +335,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
             "their intervals are wide or undefined, and their tests weak. Add seeds (`seed=0,1,2`).",
             "",
         ]
-    lines += [comparison_markdown(comparison, swept), ""]
+    lines += [comparison_markdown(comparison, swept, table.attrs.get("metrics")), ""]
     if len(failures):
         lines += ["## Jobs without a result", ""]
         lines += [

@@ -165,25 +165,26 @@ def versions() -> dict[str, str]:
     return out
 
 
-def result_fields(history: list[dict[str, float]], final_loss: float, final_acc: float, best_epoch: int | None) -> dict[str, Any]:
-    """The summary's results: final and best losses and accuracies (validation: the selected epoch's, if any)."""
+ROW_FIELDS = ("epoch", "lr", "seconds")  # a metrics row's columns that are not results
+
+
+def result_fields(
+    history: list[dict[str, float]], final: dict[str, float], metrics: dict[str, dict[str, Any]], selected_epoch: int | None
+) -> dict[str, Any]:
+    """The summary's results from the metrics rows: for each metric (``metrics``, as :func:`mnistlab.metrics.declarations`
+    gives them) its ``final`` and best test value, the selected epoch's validation values, the last training loss and
+    accuracy, and the last value of every column a callback added (``final_<column>``)."""
     if not history:
         return {"epochs_run": 0}
     last = history[-1]
-    out: dict[str, Any] = {
-        "epochs_run": int(last["epoch"]),
-        "final_train_loss": last["train_loss"],
-        "final_train_acc": last["train_acc"],
-        "final_test_loss": final_loss,
-        "final_test_acc": final_acc,
-        "best_test_acc": max(r["test_acc"] for r in history),
-        "best_test_loss": min(r["test_loss"] for r in history),
-    }
+    out: dict[str, Any] = {"epochs_run": int(last["epoch"]), "final_train_loss": last["train_loss"], "final_train_acc": last["train_acc"]}
+    for name, declared in metrics.items():
+        best = max if declared["higher_is_better"] else min
+        out |= {f"final_test_{name}": final.get(name, math.nan), f"best_test_{name}": best(r[f"test_{name}"] for r in history)}
     if "val_acc" in last and not math.isnan(last["val_acc"]):
-        chosen = next((r for r in history if r["epoch"] == best_epoch), last)
-        out |= {
-            "final_val_loss": chosen["val_loss"],
-            "final_val_acc": chosen["val_acc"],
-            "best_val_acc": max(r["val_acc"] for r in history),
-        }
+        chosen = next((r for r in history if r["epoch"] == selected_epoch), last)
+        out |= {f"final_val_{name}": chosen[f"val_{name}"] for name in metrics}
+        out["best_val_acc"] = max(r["val_acc"] for r in history)
+    standard = {f"{split}_{name}" for split in ("train", "test", "val") for name in metrics}
+    out |= {f"final_{key}": value for key, value in last.items() if key not in standard and key not in ROW_FIELDS}
     return out

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
+from hydra.utils import instantiate
 
 from mnistlab import runfiles
-from mnistlab.data import Split, load_dataset, ordered_batches, prepare
+from mnistlab.data import Split, prepare
+from mnistlab.engine import evaluate
 from mnistlab.errors import OutputError, UserError
+from mnistlab.metrics import Metric, with_built_in
 from mnistlab.trained import TrainedRun, load_run
 
 
@@ -51,36 +52,42 @@ class Evaluation:
         return table.sort_values("confidence", ascending=False, kind="stable")
 
 
-@torch.inference_mode()
+def run_metrics(trained: TrainedRun) -> list[Metric]:
+    """Loss, accuracy and the metrics the run was trained with (its config's ``metric`` group)."""
+    return with_built_in([instantiate(node) for node in (trained.cfg.get("metric") or {}).values()])
+
+
 def score(trained: TrainedRun, test: Split, batch_size: int = 2000) -> Evaluation:
-    """Test-set loss, accuracy and predictions of the run's model."""
-    device = next(trained.model.parameters()).device
-    logits = torch.cat([trained.model(x.to(device)).float() for x, _ in ordered_batches(test, batch_size)]).cpu()
-    labels = test.labels.cpu()
-    confidence, preds = logits.softmax(1).max(1)
-    classes = list(trained.spec.classes)
+    """Every metric of the run's model on the test split, and its predictions (the loop training uses)."""
+    evaluation = evaluate(trained.model, test, run_metrics(trained), batch_size)
+    labels, preds = test.labels.cpu(), evaluation.preds
+    classes = list(trained.dataset.classes)
     correct = preds == labels
     per_class = [100.0 * correct[labels == c].float().mean().item() for c in range(len(classes))]
     result = {
         "run_dir": str(trained.run_dir),
-        "dataset": trained.spec.name,
+        "dataset": trained.dataset.name,
         "epoch": trained.epoch,
         "test_images": len(labels),
-        "test_acc": 100.0 * correct.float().mean().item(),
-        "test_loss": F.cross_entropy(logits, labels).item(),
+        **{f"test_{name}": value for name, value in evaluation.values.items()},
         "mistakes": int((~correct).sum()),
         "per_class_acc": {name: round(acc, 2) for name, acc in zip(classes, per_class, strict=True)},
     }
-    return Evaluation(result, labels.numpy(), preds.numpy(), confidence.numpy(), classes)
+    return Evaluation(result, labels.numpy(), preds.numpy(), evaluation.confidence.numpy(), classes)
 
 
 def write_evaluation(trained: TrainedRun, out: Path, data_root: str | None = None) -> dict[str, Any]:
     """Score the run and write eval.json, confusion.csv, mistakes.csv, confusion.png and mistakes.png into ``out``."""
     from mnistlab import plots
 
-    root = data_root if data_root is not None else trained.cfg.data.get("root")
-    arrays = load_dataset(trained.spec.name, root, download=False)
-    evaluation = score(trained, prepare(arrays, "cpu").test)
+    dataset = trained.dataset
+    if data_root is not None:
+        dataset.root = data_root
+    if hasattr(dataset, "download"):
+        dataset.download = False
+    images = dataset.load()
+    test = prepare(images, "cpu", dataset=dataset).test
+    evaluation = score(trained, test)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -88,8 +95,8 @@ def write_evaluation(trained: TrainedRun, out: Path, data_root: str | None = Non
     runfiles.write_atomic(out / "eval.json", json.dumps(evaluation.result, indent=2).encode())
     runfiles.write_atomic(out / "confusion.csv", evaluation.confusion().to_csv().encode())
     runfiles.write_atomic(out / "mistakes.csv", evaluation.mistakes().to_csv(index=False).encode())
-    plots.confusion_matrix(evaluation.labels, evaluation.preds, out / "confusion.png", classes=len(evaluation.classes))
-    plots.mistakes(arrays.test_images.numpy() / 255.0, evaluation.labels, evaluation.preds, out / "mistakes.png")
+    plots.confusion_matrix(evaluation.labels, evaluation.preds, out / "confusion.png", classes=evaluation.classes)
+    plots.mistakes(dataset.pixels(test.images), evaluation.labels, evaluation.preds, out / "mistakes.png", evaluation.classes)
     return evaluation.result
 
 
@@ -111,6 +118,9 @@ def cli(argv: list[str] | None = None) -> None:
         f"{result['dataset']} test set: accuracy {result['test_acc']:.2f}% ({result['mistakes']} mistakes in "
         f"{result['test_images']:,}), loss {result['test_loss']:.4f}, weights of epoch {result['epoch']}"
     )
+    others = [key for key in result if key.startswith("test_") and key not in ("test_acc", "test_loss", "test_images")]
+    if others:
+        print("  " + ", ".join(f"{key.removeprefix('test_')} {result[key]:.4g}" for key in others))
     width = max(len(name) for name in result["per_class_acc"])
     for name, acc in result["per_class_acc"].items():
         print(f"  {name:>{width}}  {acc:6.2f}%")

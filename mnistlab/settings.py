@@ -1,9 +1,11 @@
-"""Typed settings of the ``trainer``, ``regularization`` and ``data`` groups: one dataclass per group.
+"""Typed settings: the ``trainer`` and ``regularization`` groups as dataclasses, every other group as its class.
 
-Each field holds its type, default and range. Hydra uses the dataclasses as the groups' base options
-(``trainer/default``, ``regularization/none``, ``data/mnist``), so an unknown key or a value of the wrong
-type is refused while composing, and :func:`load_settings` checks the ranges before anything is trained.
-A new option is one new field here.
+Each dataclass field holds its type, default and range. Hydra uses the dataclasses as the groups' base
+options (``trainer/default``, ``regularization/none``), so an unknown key or a value of the wrong type is
+refused while composing, and :func:`load_settings` checks the ranges before anything is trained. The
+groups that name a class (``_target_``: data, model, optimizer, scheduler, loss, logger, and each entry of
+technique, callback and metric) are checked against its signature, with the ranges of
+:data:`ARGUMENT_RANGES`. A new option is one new field here, or one new argument of a class.
 """
 
 from __future__ import annotations
@@ -20,11 +22,9 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mnistlab.datasets import dataset_spec
 from mnistlab.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-TRAIN_IMAGES = 60_000  # the training split of every dataset in mnistlab/datasets.py, before data.val_size is held out
 BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
 
 
@@ -117,39 +117,25 @@ class TrainerSettings(Checked):
 
 
 @dataclass
-class DataSettings(Checked):
-    """Which MNIST-like dataset, where it is read from, and the validation split."""
-
-    KEY: ClassVar[str] = "data"
-    name: str = "mnist"  # mnist | fashion_mnist (mnistlab/datasets.py)
-    root: str | None = (
-        None  # folder holding the files (or <Name>/raw/ with them); null: $MNISTLAB_DATA, the shipped copy, the OS's, the user cache
-    )
-    val_size: int = ranged(0, ge=0, lt=TRAIN_IMAGES)  # training images held out for validation (0: train on all 60,000)
-    download: bool = True  # when no folder has the files, let torchvision download them (into data.root, else the user cache)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        dataset_spec(self.name)
-
-
-@dataclass
 class Settings:
     """The typed settings of one run."""
 
     trainer: TrainerSettings
     regularization: RegularizationSettings
-    data: DataSettings
+    data: Any  # the dataset (mnistlab.dataset.Dataset), instantiated, not yet read
     seed: int
 
 
-SCHEMAS: dict[str, type] = {"trainer": TrainerSettings, "regularization": RegularizationSettings, "data": DataSettings}
-TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "trainer", "regularization", "logger", "seed")
+SCHEMAS: dict[str, type] = {"trainer": TrainerSettings, "regularization": RegularizationSettings}
+NAMED_GROUPS = ("technique", "callback", "metric")  # groups of several named entries: technique.mixup, callback.ema, ...
+TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "loss", "trainer", "regularization", "logger", *NAMED_GROUPS, "seed")
 
 # Ranges of the arguments of the groups that name a class (``_target_``), by argument name. They apply to
 # our options and to a user's own class alike; a list (``betas``, ``hidden``) is checked item by item.
 ARGUMENT_RANGES: dict[str, dict[str, dict[str, float]]] = {
-    "model": {"dropout": {"ge": 0, "lt": 1}, "hidden": {"ge": 1}, "num_classes": {"ge": 2}},
+    "data": {"val_size": {"ge": 0}, "image_size": {"ge": 8, "le": 1024}, "channels": {"ge": 1}, "num_classes": {"ge": 2}},
+    "model": {"dropout": {"ge": 0, "lt": 1}, "hidden": {"ge": 1}, "num_classes": {"ge": 2}, "in_channels": {"ge": 1}},
+    "loss": {"label_smoothing": {"ge": 0, "lt": 1}},
     "optimizer": {
         "lr": {"gt": 0},
         "momentum": {"ge": 0, "lt": 1},
@@ -221,15 +207,29 @@ def _check_schema_keys(node: DictConfig, schema: type, prefix: str) -> None:
             _check_schema_keys(node[key], nested, f"{prefix}.{key}")
 
 
+def accepted_arguments(factory: Any) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The keyword arguments ``factory`` takes, and whether it takes any at all. A class whose ``__init__`` passes
+    ``**kwargs`` on to its base (a dataset of your own) takes the base's too."""
+    parameters = dict(inspect.signature(factory).parameters)
+    if not isinstance(factory, type):
+        return parameters, any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for cls in factory.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        own = inspect.signature(cls.__init__).parameters
+        parameters |= {name: p for name, p in own.items() if name != "self" and p.kind != inspect.Parameter.VAR_KEYWORD}
+        if not any(p.kind == inspect.Parameter.VAR_KEYWORD for p in own.values()):
+            return parameters, False
+    return parameters, True
+
+
 def _check_arguments(node: DictConfig, group: str) -> None:
     """A ``_target_`` group: its class imports, accepts every key, and each known argument is in range."""
     target = node.get("_target_")
     try:
-        factory = get_object(target)
-        parameters = inspect.signature(factory).parameters
+        parameters, open_ended = accepted_arguments(get_object(target))
     except Exception as err:
         raise ConfigError(f"{group}._target_={target} cannot be imported ({type(err).__name__}: {err})") from err
-    open_ended = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for key in node:
         if key.startswith("_") and key.endswith("_"):
             continue
@@ -239,9 +239,24 @@ def _check_arguments(node: DictConfig, group: str) -> None:
             continue
         if not open_ended and key not in parameters:
             raise _unknown(f"{group}.{key}", list(parameters))
-        if key in ARGUMENT_RANGES.get(group, {}):
+        ranges = ARGUMENT_RANGES.get(group.split(".")[0], {})
+        if key in ranges:
             value = node[key]
-            check_bounds(f"{group}.{key}", list(value) if isinstance(value, ListConfig) else value, ARGUMENT_RANGES[group][key])
+            check_bounds(f"{group}.{key}", list(value) if isinstance(value, ListConfig) else value, ranges[key])
+
+
+def targets(cfg: DictConfig) -> dict[str, DictConfig]:
+    """Every node of the config that names a class, by its dotted key: ``model``, ``technique.mixup``, ..."""
+    found = {group: cfg[group] for group in TOP_LEVEL if isinstance(cfg.get(group), DictConfig) and "_target_" in cfg[group]}
+    for group in NAMED_GROUPS:
+        for name, node in (cfg.get(group) or {}).items():
+            if not (isinstance(node, DictConfig) and "_target_" in node):
+                raise ConfigError(
+                    f"{group}.{name} names no class (_target_); an option file of the {group} group starts with "
+                    f"`# @package {group}.<its name>` and sets _target_"
+                )
+            found[f"{group}.{name}"] = node
+    return found
 
 
 def load_settings(cfg: DictConfig) -> Settings:
@@ -261,25 +276,21 @@ def load_settings(cfg: DictConfig) -> Settings:
         for group, schema in SCHEMAS.items():
             _check_schema_keys(cfg[group], schema, group)
         groups = {key: OmegaConf.to_object(cfg[key]) for key in SCHEMAS}  # first: they name the keys others interpolate
-        for group in ARGUMENT_RANGES:
-            if isinstance(cfg.get(group), DictConfig) and "_target_" in cfg[group]:
-                _check_arguments(cfg[group], group)
+        for key, node in targets(cfg).items():
+            _check_arguments(node, key)
     except ConfigError:
         raise
     except Exception as err:  # an interpolation that cannot resolve, a missing value
         raise ConfigError(str(err)) from err
-    settings = Settings(**groups, seed=seed)
+    settings = Settings(**groups, data=construct(cfg.data, "data"), seed=seed)
     reg, t = settings.regularization, settings.trainer
     needs_val = [key for key, on in (("keep_best", reg.keep_best), ("early_stopping_patience", reg.early_stopping_patience)) if on]
     if needs_val and not settings.data.val_size:
         raise ConfigError(
             f"regularization.{needs_val[0]} selects on the validation split, but data.val_size is 0; set data.val_size (e.g. 5000), or use experiment=early_stopping"
         )
-    train_images = TRAIN_IMAGES - settings.data.val_size
-    if t.batch_size > train_images:
-        raise ConfigError(
-            f"trainer.batch_size must be <= {train_images:,} (the training images left by data.val_size), got {t.batch_size:,}"
-        )
+    if settings.data.train_images is not None:  # known before reading (MNIST's 60,000): refused before anything loads
+        check_against_data(settings, settings.data.train_images)
     _check_regularization_reaches(cfg, reg)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs")
     if warmup is not None and warmup > t.epochs:
@@ -287,8 +298,38 @@ def load_settings(cfg: DictConfig) -> Settings:
     return settings
 
 
-# A regularization setting reaches the model or optimizer only where that group's config interpolates it.
-CARRIERS = {"dropout": "model", "batch_norm": "model", "weight_decay": "optimizer"}
+# A regularization setting reaches the model, optimizer or loss only where that group's config interpolates it.
+CARRIERS = {"dropout": "model", "batch_norm": "model", "weight_decay": "optimizer", "label_smoothing": "loss"}
+
+
+def construct(node: DictConfig, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``; a ValueError of the class's own argument checks (torch's, yours) names ``key``."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from mnistlab.errors import UserError
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(f"{key} ({node.get('_target_')}): {cause}") from None
+        raise
+
+
+def check_against_data(settings: Settings, train_images: int) -> None:
+    """The limits the data put on the other settings: a validation split smaller than the training images, and a
+    batch no larger than the training images it leaves."""
+    if settings.data.val_size >= train_images:
+        raise ConfigError(f"data.val_size must be < {train_images:,} (the training images), got {settings.data.val_size:,}")
+    left = train_images - settings.data.val_size
+    if settings.trainer.batch_size > left:
+        raise ConfigError(
+            f"trainer.batch_size must be <= {left:,} (the training images left by data.val_size), got {settings.trainer.batch_size:,}"
+        )
 
 
 def _check_regularization_reaches(cfg: DictConfig, reg: RegularizationSettings) -> None:
@@ -327,12 +368,51 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     ]
 
 
+SIGNS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+
+
+def describe(bounds: dict[str, float]) -> str:
+    """A range as the docs write it: ``0 ≤ x < 1``, ``≥ 1``."""
+    low = next(((SIGNS[b].replace("≥", "≤").replace(">", "<"), v) for b, v in bounds.items() if b in ("ge", "gt")), None)
+    high = next(((SIGNS[b], v) for b, v in bounds.items() if b in ("le", "lt")), None)
+    number = lambda v: f"{int(v):,}" if float(v).is_integer() else f"{v:g}"  # noqa: E731
+    if low and high:
+        return f"{number(low[1])} {low[0]} x {high[0]} {number(high[1])}"
+    sign, value = (SIGNS[next(b for b in bounds if b in ("ge", "gt"))], low[1]) if low else high
+    return f"{sign} {number(value)}"
+
+
+def ranges_table() -> str:
+    """Every checked range as a markdown table (docs/reliability.md holds this table as generated here)."""
+    rows: dict[str, list[str]] = {}
+
+    def add(key: str, bounds: dict[str, float]) -> None:
+        rows.setdefault(f"{key.split('.')[0]}|{describe(bounds)}", []).append(f"`{key}`")
+
+    add("seed", {"ge": 0, "lt": 2**32})
+    for group, schema in SCHEMAS.items():
+        for f in dataclasses.fields(schema):
+            nested = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+            for inner in dataclasses.fields(nested) if dataclasses.is_dataclass(nested) else [f]:
+                if inner.metadata:
+                    add(f"{group}.{f.name}.{inner.name}" if inner is not f else f"{group}.{f.name}", dict(inner.metadata))
+    for group, arguments in ARGUMENT_RANGES.items():
+        for name, bounds in arguments.items():
+            add(f"{group}.{name}", bounds)
+    lines = ["| key | range |", "|---|---|"]
+    lines += [f"| {', '.join(keys)} | {key.split('|', 1)[1]} |" for key, keys in rows.items()]
+    return "\n".join(lines)
+
+
 def register() -> None:
     """The groups' base options, found by Hydra like YAML files of the same names."""
     store = ConfigStore.instance()
     store.store(group="trainer", name="default", node=TrainerSettings)
     store.store(group="regularization", name="none", node=RegularizationSettings)
-    store.store(group="data", name="mnist", node=DataSettings)
 
 
 register()
+
+
+if __name__ == "__main__":
+    print(ranges_table())

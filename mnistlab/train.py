@@ -13,32 +13,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from mnistlab import runfiles
-from mnistlab.data import load_dataset, prepare, steps_per_epoch
+from mnistlab.data import prepare, steps_per_epoch
+from mnistlab.dataset import Images
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
 from mnistlab.engine import FitResult, Trainer, evaluate
-from mnistlab.errors import OutputError, UserError, stop_status
+from mnistlab.errors import OutputError, stop_status
 from mnistlab.launch import Job, make_dir, plan_launch, slurm_job_id
 from mnistlab.loggers import CsvLogger
+from mnistlab.metrics import declarations, with_built_in
 from mnistlab.models import count_parameters, parameter_table
 from mnistlab.schedules import make_scheduler
-from mnistlab.settings import Settings, identity, load_settings
+from mnistlab.settings import Settings, check_against_data, construct, identity, load_settings, targets
 
 log = logging.getLogger("mnistlab")
-
-
-def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, letting our own bad-input errors through unwrapped."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, UserError):
-            raise err.__cause__ from None
-        raise
 
 
 def seed_everything(seed: int) -> None:
@@ -50,32 +40,62 @@ def seed_everything(seed: int) -> None:
 def make_optimizer(node: DictConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """The configured optimizer; ``optimizer.fused: null`` takes the fused update where PyTorch has it (CPU, CUDA)."""
     fused = {"fused": True} if node.get("fused", False) is None and fused_optimizer(device) else {}
-    return _instantiate(node, _partial_=True, **fused)(params=model.parameters())  # _partial_: the config need not say it
+    return construct(node, "optimizer", _partial_=True, **fused)(params=model.parameters())  # _partial_: the config need not say it
 
 
-def build_trainer(cfg: DictConfig, settings: Settings, run_dir: Path, job: Job, summary: dict[str, Any]) -> Trainer:
-    """Load the data and instantiate model, optimizer and scheduler on the chosen device; fills ``summary``."""
+def read_data(cfg: DictConfig, settings: Settings) -> Images:
+    """Read the dataset and record what it found (channels, classes, normalization, fingerprint) in ``cfg.data``,
+    where the model reads them by interpolation and the run's identity includes them."""
+    images = settings.data.load()
+    check_against_data(settings, len(images.train_labels))
+    with open_dict(cfg):
+        for key, value in settings.data.facts().items():
+            if key in cfg.data:
+                cfg.data[key] = value
+    return images
+
+
+def build_trainer(cfg: DictConfig, settings: Settings, images: Images, run_dir: Path, job: Job, summary: dict[str, Any]) -> Trainer:
+    """Instantiate every part of the config on the chosen device, the data there too; fills ``summary``."""
     device = pick_device(settings.trainer.device)
     settings = dataclasses.replace(settings, trainer=speed_settings(settings.trainer, device))
     t = settings.trainer
     threads = set_threads(t.threads, job.parallel_jobs, job.cpus_per_task)
     seed_everything(settings.seed)
-    d = settings.data
-    data = prepare(load_dataset(d.name, d.root, download=d.download), device, d.val_size, settings.seed)
-    model = _instantiate(cfg.model)
+    data = prepare(images, device, settings.data.val_size, settings.seed, settings.data)
+    model = construct(cfg.model, "model")
+    parts = targets(cfg)
+    named = lambda group: {key.split(".", 1)[1]: construct(node, key) for key, node in parts.items() if key.startswith(f"{group}.")}  # noqa: E731
+    metrics = with_built_in(list(named("metric").values()))
     summary |= {
         "model": job.model or type(model).__name__,
-        "dataset": d.name,
+        "dataset": settings.data.name,
         "params": count_parameters(model),
         "device": str(device),
         "threads": threads,
+        "metrics": declarations(metrics),
     }
     log.info("\n%s", parameter_table(model))
     model = prepare_model(model, t, device)
     optimizer = make_optimizer(cfg.optimizer, model, device)
     per_epoch = steps_per_epoch(len(data.train), t.batch_size, t.limit_batches)
-    scheduler, interval = make_scheduler(cfg.scheduler, optimizer, t.epochs, per_epoch, _instantiate)
-    return Trainer(model, optimizer, scheduler, data, settings, run_dir, identity=identity(cfg), scheduler_interval=interval)
+    scheduler, interval = make_scheduler(
+        cfg.scheduler, optimizer, t.epochs, per_epoch, lambda node, **kw: construct(node, "scheduler", **kw)
+    )
+    return Trainer(
+        model,
+        optimizer,
+        scheduler,
+        data,
+        settings,
+        run_dir,
+        identity=identity(cfg),
+        scheduler_interval=interval,
+        loss=construct(cfg.loss, "loss") if "loss" in cfg else None,
+        techniques=list(named("technique").values()),
+        callbacks=named("callback"),
+        metrics=metrics,
+    )
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -118,14 +138,15 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
         summary["objective"] = "final_val_acc" if settings.data.val_size else "final_test_acc"  # what a sweeper maximizes
         if job.requeues:
             log.info("requeued by SLURM (%d times): resuming %s", job.requeues, run_dir)
+        images = read_data(cfg, settings)
         plan, previous = plan_launch(run_dir, cfg, settings.trainer.resume or job.requeues > 0)
         if plan == "skip":
             log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
             return previous, None
-        trainer = build_trainer(cfg, settings, run_dir, job, summary)
+        trainer = build_trainer(cfg, settings, images, run_dir, job, summary)
         if plan == "resume":
             trainer.resume()
-        logger = GuardedLogger(_instantiate(cfg.logger) if "logger" in cfg else CsvLogger())
+        logger = GuardedLogger(construct(cfg.logger, "logger") if "logger" in cfg else CsvLogger())
     except (Exception, KeyboardInterrupt) as err:
         if not existing:
             with contextlib.suppress(OutputError):
@@ -194,23 +215,23 @@ class GuardedLogger:
 
 def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, Any]:
     """The summary fields of a finished fit; a completed run's kept weights are evaluated once more and drawn under ``title``."""
-    preds = None
+    preds, final = None, {}
     if result.status == "completed":  # the kept weights (the best val epoch with keep_best)
-        final_loss, final_acc, preds = evaluate(
-            trainer.model, trainer.data.test, trainer.settings.eval_batch_size, trainer.settings.channels_last
+        evaluation = evaluate(
+            trainer.model, trainer.data.test, trainer.metrics, trainer.settings.eval_batch_size, trainer.settings.channels_last
         )
+        final, preds = evaluation.values, evaluation.preds
     elif result.history:
-        final_loss, final_acc = result.history[-1]["test_loss"], result.history[-1]["test_acc"]
-    else:
-        final_loss, final_acc = math.nan, math.nan
+        final = {m.name: result.history[-1][f"test_{m.name}"] for m in trainer.metrics}
     fields = {
         "status": result.status,
-        **runfiles.result_fields(result.history, final_loss, final_acc, result.best_epoch),
+        **runfiles.result_fields(result.history, final, declarations(trainer.metrics), result.fields.get("selected_epoch")),
         "seconds": result.seconds,
         "warmup_seconds": result.warmup_seconds,
-        "time_to_target": result.time_to_target,
-        "selected_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
+        "time_to_target": None,
+        "selected_epoch": None,
+        "stopped_early": False,
+        **result.fields,
     }
     if trainer.settings.plots and preds is not None:
         from mnistlab import plots  # matplotlib and pandas load only when figures are drawn
@@ -218,11 +239,12 @@ def record_result(trainer: Trainer, result: FitResult, title: str) -> dict[str, 
         test = trainer.data.test
         plots.run_figures(
             trainer.run_dir,
-            f"{title}: test accuracy {final_acc:.2f}%",
+            f"{title}: test accuracy {final['acc']:.2f}%",
             result.history,
-            trainer.data.spec.pixels(test.images),
+            trainer.data.dataset.pixels(test.images),
             test.labels.cpu().numpy(),
             preds.numpy(),
+            list(trainer.data.dataset.classes or []),
         )
     return fields
 

@@ -12,18 +12,18 @@ from omegaconf import DictConfig
 from torch import nn
 
 from mnistlab import runfiles
-from mnistlab.datasets import DatasetSpec, dataset_spec
+from mnistlab.dataset import Dataset, Idx
 from mnistlab.errors import CheckpointError, RunDirError
 
 
 @dataclass
 class TrainedRun:
-    """A run directory's model (in eval mode), the config it was trained with, its dataset and its summary."""
+    """A run directory's model (in eval mode), the config it was trained with, its dataset (not read) and its summary."""
 
     run_dir: Path
     cfg: DictConfig
     model: nn.Module
-    spec: DatasetSpec
+    dataset: Dataset  # its facts (classes, channels, normalization) as the run recorded them
     summary: dict[str, Any]
     epoch: int  # the epoch whose weights the model holds
 
@@ -43,12 +43,22 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Trained
         summary = {}
     state = runfiles.load_checkpoint(run_dir / runfiles.CHECKPOINT_FILE)
     weights, epoch = state["model"], int(state["epoch"])
-    if cfg.regularization.get("keep_best") and state.get("best_state") is not None:
-        weights, epoch = state["best_state"], int(state["best_epoch"])
+    kept = state.get("callbacks", {}).get("keep_best") or {"weights": state.get("best_state"), "best_epoch": state.get("best_epoch")}
+    if cfg.regularization.get("keep_best") and kept["weights"] is not None:
+        weights, epoch = kept["weights"], int(kept["best_epoch"])
     try:
         model = instantiate(cfg.model)
         model.load_state_dict(weights)
     except Exception as err:
         raise CheckpointError(f"{run_dir}: the model of its config does not load its checkpoint ({type(err).__name__}: {err})") from err
-    spec = dataset_spec(cfg.data.get("name", "mnist"))
-    return TrainedRun(run_dir, cfg, model.to(device).eval(), spec, summary, epoch)
+    return TrainedRun(run_dir, cfg, model.to(device).eval(), recorded_dataset(cfg.data), summary, epoch)
+
+
+def recorded_dataset(node: DictConfig) -> Dataset:
+    """The dataset a run recorded, with the facts it found (a run of an older mnistlab named an IDX dataset only)."""
+    if "_target_" not in node:
+        return Idx(node.get("name", "mnist"), node.get("root"), channels=1, num_classes=10)
+    dataset = instantiate(node)
+    if dataset.classes is None:
+        dataset.classes = tuple(getattr(getattr(dataset, "spec", None), "classes", ())) or tuple(map(str, range(dataset.num_classes)))
+    return dataset

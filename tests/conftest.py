@@ -13,7 +13,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from mnistlab.data import DeviceData, Split, load_mnist
-from mnistlab.settings import DataSettings, RegularizationSettings, Settings, TrainerSettings
+from mnistlab.dataset import Dataset, Idx
+from mnistlab.settings import RegularizationSettings, Settings, TrainerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -35,7 +36,10 @@ def make_cfg():
 
 def settings(seed: int = 0, regularization: RegularizationSettings | None = None, **trainer) -> Settings:
     """Typed settings for a Trainer built by hand: ``trainer`` fields as keywords (progress bar off)."""
-    return Settings(TrainerSettings(**{"progress": False, **trainer}), regularization or RegularizationSettings(), DataSettings(), seed)
+    return Settings(TrainerSettings(**{"progress": False, **trainer}), regularization or RegularizationSettings(), Idx(), seed)
+
+
+NOISE = Dataset(channels=1, num_classes=10, mean=[0.0], std=[1.0])  # what tiny_data's 'images' are: already standardized
 
 
 @pytest.fixture
@@ -45,6 +49,7 @@ def tiny_data() -> DeviceData:
     return DeviceData(
         train=Split(torch.randn(256, 1, 28, 28, generator=g), torch.randint(0, 10, (256,), generator=g)),
         test=Split(torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g)),
+        dataset=NOISE,
     )
 
 

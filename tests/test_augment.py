@@ -3,11 +3,11 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab.augment import _affine_grid, augment_batch
-from mnistlab.data import MNIST
+from mnistlab.datasets import MNIST
 from mnistlab.errors import ConfigError
 from mnistlab.settings import AugmentSettings
 
-BACKGROUND = MNIST.background
+BACKGROUND = -MNIST.mean / MNIST.std  # a black pixel after normalization
 AFFINE = AugmentSettings(rotation=15, translate=0.1, scale=0.1)
 
 

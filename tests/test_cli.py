@@ -46,7 +46,8 @@ def test_module_entry_and_help_from_another_directory(tmp_path):
         "regularization: all, augment,",
         "scheduler:",
         "trainer: default",
-        "data: fashion_mnist, mnist",
+        "data: digits, fashion_mnist, folder, mnist",
+        "loss: cross_entropy",
     ):
         assert line in proc.stdout
 

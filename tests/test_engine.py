@@ -64,8 +64,8 @@ def test_keep_best_restores_the_best_validation_epoch(tiny_data, tmp_path):
     trainer = make_trainer(tiny_data, tmp_path, epochs=3, regularization=RegularizationSettings(keep_best=True))
     result = trainer.fit()
     best = max(result.history, key=lambda r: r["val_acc"])
-    assert result.best_epoch == best["epoch"]
-    assert evaluate(trainer.model, tiny_data.val)[1] == pytest.approx(best["val_acc"])
+    assert result.fields["selected_epoch"] == best["epoch"]
+    assert evaluate(trainer.model, tiny_data.val).values["acc"] == pytest.approx(best["val_acc"])
 
 
 def test_label_smoothing_raises_the_loss_of_confident_predictions():
@@ -142,12 +142,12 @@ def test_limit_batches_scales_the_schedule_of_a_cli_run(make_cfg, tmp_path):
 def test_early_stopping_stops_after_patience_without_improvement(tiny_data, tmp_path):
     tiny_data.val = tiny_data.test
     result = make_trainer(tiny_data, tmp_path, lr=0.0, epochs=10, regularization=RegularizationSettings(early_stopping_patience=2)).fit()
-    assert result.stopped_early and len(result.history) == 3  # epoch 1 sets the best; 2 and 3 do not improve
+    assert result.fields["stopped_early"] and len(result.history) == 3  # epoch 1 sets the best; 2 and 3 do not improve
 
 
 def test_target_accuracy_stops_the_run_and_records_the_time(tiny_data, tmp_path):
     result = make_trainer(tiny_data, tmp_path, epochs=5, target_acc=0.0).fit()
-    assert len(result.history) == 1 and result.time_to_target == pytest.approx(result.seconds)
+    assert len(result.history) == 1 and result.fields["time_to_target"] == pytest.approx(result.seconds)
 
 
 def test_a_small_lr_is_logged_readably_and_kept_exactly(tiny_data, tmp_path, caplog):

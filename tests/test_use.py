@@ -36,7 +36,7 @@ def test_api_returns_the_trained_model_summary_and_metrics(trained, mnist):
     assert accuracy == pytest.approx(trained.summary["final_test_acc"], abs=0.01)  # the very model that was scored
 
     loaded = api.load(trained.run_dir)
-    assert loaded.epoch == 1 and loaded.spec.name == "mnist" and loaded.cfg.model._target_ == "mnistlab.models.LeNet5"
+    assert loaded.epoch == 1 and loaded.dataset.name == "mnist" and loaded.cfg.model._target_ == "mnistlab.models.LeNet5"
     for name, tensor in trained.model.state_dict().items():
         assert torch.equal(tensor.cpu(), loaded.model.state_dict()[name])
 
@@ -96,7 +96,7 @@ def test_predict_reads_digits_rendered_from_mnist_test_images(trained, mnist, tm
     """200 test digits saved as PNGs of other sizes, half of them dark on light: predicted about as well as the originals."""
     paths, picks = render_test_digits(tmp_path, 200, images=mnist.test_images.numpy())
     model = api.load(trained.run_dir)
-    predicted, _ = classify(model, preprocess(paths, model.spec))
+    predicted, _ = classify(model, preprocess(paths, model.dataset))
     original, _ = classify(model, mnist.test_images[picks])
     labels = mnist.test_labels[picks]
     right, right_original = int((predicted == labels).sum()), int((original == labels).sum())

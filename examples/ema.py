@@ -1,0 +1,37 @@
+"""An exponential moving average of the weights as a callback, evaluated every epoch and kept in checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from mnistlab.callbacks import Callback
+
+
+class EMA(Callback):
+    """Averages the weights (and batch-norm statistics) after every step with ``decay``; adds the average's test
+    metrics to each epoch's row (``ema_test_acc``, ...). Its state is checkpointed, so a resumed run equals an
+    uninterrupted one."""
+
+    def __init__(self, decay: float = 0.999):
+        if not 0 < decay < 1:
+            raise ValueError(f"decay must be in (0, 1), got {decay}")
+        self.decay, self.average, self.restored = decay, None, None
+
+    def on_fit_start(self, trainer: Any) -> None:
+        self.average = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+        if self.restored is not None:
+            self.average.load_state_dict(self.restored)
+
+    def on_step_end(self, trainer: Any) -> None:
+        self.average.update_parameters(trainer.model)
+
+    def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
+        row |= {f"ema_test_{name}": value for name, value in trainer.evaluate(self.average.module, trainer.data.test).items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average.state_dict() if self.average is not None else self.restored}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.restored = state["average"]
