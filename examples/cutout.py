@@ -17,5 +17,6 @@ class Cutout:
         n, _, h, w = x.shape
         cy, cx = (torch.randint(s, (n, 1, 1), generator=generator, device=generator.device).to(x.device) for s in (h, w))
         rows, cols = torch.arange(h, device=x.device).view(1, h, 1), torch.arange(w, device=x.device).view(1, 1, w)
-        inside = ((rows - cy).abs() * 2 < self.size) & ((cols - cx).abs() * 2 < self.size)
+        top, left = cy - self.size // 2, cx - self.size // 2
+        inside = (rows >= top) & (rows < top + self.size) & (cols >= left) & (cols < left + self.size)
         return x * (~inside).unsqueeze(1), y

@@ -19,6 +19,7 @@ MODULES = {  # extra -> a module it installs (looked up, never imported here)
     "tensorboard": "tensorboard",
     "mlflow": "mlflow",
     "export": "onnxruntime",
+    "digits": "sklearn",
 }
 
 CHOICES = {  # (config group, option) on the command line -> the extra it needs
@@ -31,6 +32,7 @@ CHOICES = {  # (config group, option) on the command line -> the extra it needs
     ("hparams_search", "lenet5_optuna"): "optuna",
     ("logger", "tensorboard"): "tensorboard",
     ("logger", "mlflow"): "mlflow",
+    ("data", "digits"): "digits",
 }
 
 

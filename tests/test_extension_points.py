@@ -1,0 +1,229 @@
+"""A researcher's own technique, loss, metric, callback and dataset from a config folder (examples/), and ours the same way."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from benchmarks.colour_folder import write_folder
+from conftest import ROOT, run_cli, settings
+from mnistlab import runfiles
+from mnistlab.dataset import Digits, Folder
+from mnistlab.engine import Trainer
+from mnistlab.errors import ConfigError
+from mnistlab.metrics import with_built_in
+from mnistlab.models import LeNet5, count_parameters
+from mnistlab.schedules import constant
+
+EXAMPLES = ROOT / "examples"
+OURS = ("technique=mixup", "loss=focal", "metric=ece", "callback=ema", "callback.ema.decay=0.9")
+
+
+def example(module: str):
+    """A module of examples/, imported as a user's PYTHONPATH would."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    return importlib.import_module(module)
+
+
+def sweep_examples(sweep, *overrides: str):
+    proc = run_cli(
+        "-m",
+        "--config-dir",
+        str(EXAMPLES / "conf"),
+        *OURS,
+        "technique.mixup.alpha=0,0.4",
+        "seed=0,1",
+        "trainer.epochs=1",
+        "trainer.plots=false",
+        f"hydra.sweep.dir={sweep}",
+        *overrides,
+        env={"PYTHONPATH": str(EXAMPLES)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.parametrize("where", ["mnist", "folder"])
+def test_the_examples_sweep_together_through_the_report(tmp_path, mnist, where):
+    """mixup x 2 values x 2 seeds, with the focal loss, ECE and EMA: each reaches metrics.csv, summary.json, the report
+    (ECE with its CI and its test against the baseline), and mnistlab-eval; on MNIST and on a colour image folder."""
+    data = ["trainer.limit_batches=8"]
+    if where == "folder":
+        root = write_folder(tmp_path / "images", classes=3, size=36, train=40, test=20, mnist=mnist)
+        data = ["data=folder", f"data.root={root}", "trainer.batch_size=30"]
+    sweep = tmp_path / "sweep"
+    sweep_examples(sweep, *data)
+    runs = sorted(sweep.glob("*seed=*"))
+    assert len(runs) == 4
+    for run_dir in runs:
+        row = runfiles.read_metrics(run_dir / "metrics.csv")[-1]
+        assert {"test_ece", "ema_test_acc", "ema_test_ece"} <= row.keys()
+        summary = runfiles.read_summary(run_dir)
+        assert 0 <= summary["final_test_ece"] <= 1 and summary["metrics"]["ece"]["higher_is_better"] is False
+        assert summary["final_ema_test_acc"] == row["ema_test_acc"]
+        state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+        assert state["callbacks"]["ema"]["average"]["n_averaged"] > 0  # the average is checkpointed
+    if where == "folder":
+        assert runfiles.read_config(runs[0]).data.channels == 3 and summary["params"] == count_parameters(
+            LeNet5(in_channels=3, num_classes=3)
+        )
+    comparison = pd.read_csv(sweep / "comparison.csv")
+    assert {"final_test_ece_mean", "final_test_ece_ci_low", "final_test_ece_diff", "final_test_ece_p_holm"} <= set(comparison.columns)
+    report = (sweep / "report.md").read_text()
+    assert "test ECE [95% CI]" in report and "Δ test ECE (p Holm)" in report and "ema test acc (%) [95% CI]" in report
+
+    proc = run_cli(str(runs[0]), script="mnistlab-eval", env={"PYTHONPATH": str(EXAMPLES)})
+    assert proc.returncode == 0, proc.stderr
+    evaluation = json.loads((runs[0] / "eval" / "eval.json").read_text())
+    assert evaluation["test_ece"] == pytest.approx(summary_of(runs[0])["final_test_ece"], abs=1e-6)
+
+
+def summary_of(run_dir):
+    return runfiles.read_summary(run_dir)
+
+
+def ema_trainer(data, run_dir, epochs):
+    run_dir.mkdir(exist_ok=True)
+    torch.manual_seed(0)
+    model = LeNet5()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    ema = example("ema").EMA(decay=0.9)
+    mixup = example("mixup").Mixup(alpha=0.4)
+    ece = example("ece").ExpectedCalibrationError()
+    return Trainer(
+        model,
+        optimizer,
+        constant(optimizer, epochs, 4),
+        data,
+        settings(epochs=epochs, batch_size=64),
+        run_dir,
+        loss=example("focal_loss").FocalLoss(),
+        techniques=[mixup],
+        callbacks={"ema": ema},
+        metrics=with_built_in([ece]),
+    )
+
+
+def test_a_resumed_run_with_the_examples_equals_an_uninterrupted_one(tiny_data, tmp_path):
+    """EMA, mixup (its random stream), the focal loss and ECE: two epochs, then a third after a resume."""
+    full = ema_trainer(tiny_data, tmp_path / "full", 3).fit()
+    ema_trainer(tiny_data, tmp_path / "part", 2).fit()
+    resumed = ema_trainer(tiny_data, tmp_path / "part", 3)
+    resumed.resume()
+    result = resumed.fit()
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+    for a, b in zip(full.history, result.history, strict=True):
+        for key in ("train_loss", "test_acc", "test_ece", "ema_test_loss", "ema_test_acc"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+
+
+def test_mixup_and_cutout_draw_from_the_generator_they_are_given():
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
+    for technique in (example("mixup").Mixup(alpha=0.4), example("cutout").Cutout(size=10)):
+        a = technique(x, y, torch.Generator().manual_seed(1))
+        b = technique(x, y, torch.Generator().manual_seed(1))
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    mixed, targets = example("mixup").Mixup(alpha=0.4)(x, y, torch.Generator().manual_seed(1))
+    assert targets.shape == (8, 10) and torch.allclose(targets.sum(1), torch.ones(8))
+    cut, same = example("cutout").Cutout(size=10)(x, y, torch.Generator().manual_seed(1))
+    hidden = (cut == 0).flatten(1).sum(1)
+    assert torch.equal(same, y) and (hidden >= 25).all() and (hidden <= 100).all()  # a 10x10 square, clipped at the border
+
+
+def test_a_users_own_check_names_the_key(tmp_path):
+    proc = run_cli(
+        "--config-dir",
+        str(EXAMPLES / "conf"),
+        "technique=mixup",
+        "technique.mixup.alpha=-1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"PYTHONPATH": str(EXAMPLES)},
+    )
+    assert proc.returncode == 2 and "technique.mixup (mixup.Mixup): alpha must be >= 0, got -1" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_label_smoothing_with_a_loss_that_does_not_read_it_is_refused(make_cfg):
+    from mnistlab.settings import load_settings
+
+    sys.path.insert(0, str(EXAMPLES))
+    cfg = make_cfg("regularization=label_smoothing", f"hydra.searchpath=[file://{EXAMPLES / 'conf'}]", "loss=focal")
+    with pytest.raises(ConfigError, match="regularization.label_smoothing=0.1 would have no effect: loss focal_loss.FocalLoss"):
+        load_settings(cfg)
+
+
+def test_a_folder_dataset_reads_colour_resizes_normalizes_and_fingerprints(tmp_path, mnist):
+    root = write_folder(tmp_path / "images", classes=2, size=40, train=10, test=5, mnist=mnist)
+    dataset = Folder(str(root), image_size=28)
+    images = dataset.load()
+    assert images.train_images.shape == (20, 3, 28, 28) and images.test_images.shape == (10, 3, 28, 28)
+    assert dataset.classes == ("one", "zero") and dataset.num_classes == 2 and dataset.channels == 3
+    x = dataset.normalize(images.train_images)
+    assert x.mean((0, 2, 3)).abs().max() < 0.01 and (x.std((0, 2, 3)) - 1).abs().max() < 0.01  # its own statistics
+    before = dataset.fingerprint
+    path = next((root / "train" / "one").iterdir())
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(path)
+    changed = Folder(str(root))
+    changed.load()
+    assert changed.fingerprint != before
+    grey = tmp_path / "grey"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (grey / split / name).mkdir(parents=True)
+            Image.fromarray(np.full((30, 20), 200 if name == "a" else 50, np.uint8)).convert("RGB").save(grey / split / name / "1.png")
+    assert Folder(str(grey)).load().train_images.shape == (2, 1, 28, 28)  # RGB files without colour: one channel
+    with pytest.raises(ConfigError, match="data.num_classes=3, but the data have 2"):
+        Folder(str(grey), num_classes=3).load()
+
+
+def test_a_changed_folder_refuses_a_resume(tmp_path, mnist):
+    root = write_folder(tmp_path / "images", classes=2, size=28, train=30, test=10, mnist=mnist)
+    run = ["data=folder", f"data.root={root}", "trainer.epochs=1", "trainer.batch_size=20", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert run_cli(*run).returncode == 0
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(next((root / "train" / "one").iterdir()))
+    proc = run_cli(*run[:2], "trainer.epochs=2", *run[3:], "trainer.resume=true")
+    assert proc.returncode == 2 and "data.fingerprint:" in proc.stdout + proc.stderr
+
+
+def test_a_dataset_of_your_own_from_arrays(tmp_path, mnist):
+    npz = tmp_path / "arrays.npz"
+    np.savez(npz, x_train=mnist.train_images[:600].numpy(), y_train=mnist.train_labels[:600].numpy(),
+             x_test=mnist.test_images[:200].numpy(), y_test=mnist.test_labels[:200].numpy())  # fmt: skip
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "--config-dir", str(EXAMPLES / "conf"), "data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "trainer.plots=false",
+        f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(EXAMPLES)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = runfiles.read_summary(run_dir)
+    assert summary["dataset"] == "npz" and summary["final_test_acc"] > 80
+    assert runfiles.read_config(run_dir).data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
+
+
+def test_digits_are_the_fixed_documented_split():
+    dataset = Digits()
+    images = dataset.load()
+    assert len(images.train_labels) == 1347 and len(images.test_labels) == 450
+    assert images.train_images.shape[1:] == (1, 28, 28) and images.train_images.dtype == torch.uint8
+    assert dataset.classes == tuple("0123456789") and 0 < dataset.mean[0] < 1
+
+
+def test_digits_and_a_colour_folder_reach_their_accuracy(tmp_path, mnist):
+    """Real data: LeNet-5 and the MLP on the UCI digits in 15 epochs (>= 90%); LeNet-5 on 3 classes of colour digits
+    at 48x48 (>= 95%)."""
+    from mnistlab import api
+
+    for model in ("lenet5", "mlp"):
+        result = api.train(api.compose("data=digits", f"model={model}", "trainer.plots=false"), tmp_path / f"digits-{model}")
+        assert result.summary["final_test_acc"] >= 90, model
+    root = write_folder(tmp_path / "images", classes=3, size=48, train=300, test=100, mnist=mnist)
+    result = api.train(api.compose("data=folder", f"data.root={root}", "trainer.plots=false"), tmp_path / "folder")
+    assert result.summary["final_test_acc"] >= 95 and result.model.features[0].in_channels == 3
