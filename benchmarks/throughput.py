@@ -36,9 +36,9 @@ from torch import nn
 from torchvision import datasets, transforms
 
 from mnistlab.data import CHECKSUMS, load_mnist, prepare, shuffled_batches, steps_per_epoch
-from mnistlab.datasets import MNIST
 from mnistlab.device import cpu_has_native_bf16, pick_device, prepare_model, speed_settings
 from mnistlab.engine import Trainer, evaluate
+from mnistlab.idx import MNIST
 from mnistlab.models import LeNet5
 from mnistlab.paths import bundled_data_dir
 from mnistlab.schedules import constant

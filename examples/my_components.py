@@ -7,19 +7,19 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    """Two 3x3 convolutions and a linear classifier: 28x28x1 -> 10 logits. No dropout or batch-norm argument."""
+    """Two 3x3 convolutions and a linear classifier: (C, S, S) images -> logits. No dropout or batch-norm argument."""
 
-    def __init__(self, channels: int = 16, num_classes: int = 10):
+    def __init__(self, channels: int = 16, num_classes: int = 10, in_channels: int = 1, image_size: int = 28):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1),
+            nn.Conv2d(in_channels, channels, 3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),  # 14x14
+            nn.MaxPool2d(2),  # S/2
             nn.Conv2d(channels, 2 * channels, 3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),  # 7x7
+            nn.MaxPool2d(2),  # S/4
         )
-        self.classifier = nn.Linear(2 * channels * 7 * 7, num_classes)
+        self.classifier = nn.Linear(2 * channels * (image_size // 4) ** 2, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))

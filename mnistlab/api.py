@@ -91,7 +91,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> Result:
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
-    """A trained run read back: ``.model`` (eval mode, trained weights), ``.cfg``, ``.spec`` (dataset), ``.summary``."""
+    """A trained run read back: ``.model`` (eval mode, trained weights), ``.cfg``, ``.dataset`` (classes, normalization), ``.summary``."""
     return load_run(run_dir, device)
 
 

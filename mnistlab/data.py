@@ -13,8 +13,8 @@ import torch
 
 from mnistlab import paths
 from mnistlab.dataset import Dataset, Images
-from mnistlab.datasets import MNIST, STEMS, DatasetSpec, dataset_spec, download_root, search_dirs
 from mnistlab.errors import DataError
+from mnistlab.idx import MNIST, STEMS, DatasetSpec, dataset_spec, download_root, search_dirs
 
 CHECKSUMS = MNIST.checksums
 

@@ -145,10 +145,10 @@ def _show(value: Any) -> str:
 
 
 class Idx(Dataset):
-    """MNIST or Fashion-MNIST from their four IDX files, checksum-verified (``mnistlab/datasets.py`` lists them)."""
+    """MNIST or Fashion-MNIST from their four IDX files, checksum-verified (``mnistlab/idx.py`` lists them)."""
 
     def __init__(self, name: str = "mnist", root: str | None = None, download: bool = True, **common: Any):
-        from mnistlab.datasets import dataset_spec
+        from mnistlab.idx import dataset_spec
 
         self.spec = dataset_spec(name)
         self.name, self.root, self.download, self.title = name, root, download, self.spec.title

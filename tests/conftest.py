@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # pytest -n: each worker (and what it launches) gets its share of the cores
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from mnistlab.augment import _affine_grid, augment_batch
-from mnistlab.datasets import MNIST
 from mnistlab.errors import ConfigError
+from mnistlab.idx import MNIST
 from mnistlab.settings import AugmentSettings
 
 BACKGROUND = -MNIST.mean / MNIST.std  # a black pixel after normalization

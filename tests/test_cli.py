@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
@@ -81,6 +82,7 @@ def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path):
     assert "outputs/sweeps/" in sweeps[0] and sweeps[0] != sweeps[1]
 
 
+@pytest.mark.e2e
 def test_accelerator_options_are_accepted_on_cpu(tmp_path):
     proc = run_cli(
         "model=lenet5",

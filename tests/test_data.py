@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT, run_cli
 from mnistlab import data
 from mnistlab.data import CHECKSUMS, DataError, load_dataset, load_mnist, parse_idx, prepare, read_idx_file, shuffled_batches
-from mnistlab.datasets import DATASETS, MNIST, search_dirs
+from mnistlab.idx import DATASETS, MNIST, search_dirs
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (.ci/run installs it)
 needs_fashion = pytest.mark.skipif(
@@ -142,6 +142,7 @@ def test_mnist_files_are_not_taken_for_fashion_mnist(tmp_path):
 
 
 @needs_fashion
+@pytest.mark.e2e
 def test_fashion_mnist_trains_from_the_command_line(tmp_path):
     proc = run_cli("data=fashion_mnist", "model=mlp", "trainer.epochs=1", "trainer.plots=false", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -88,7 +88,7 @@ def test_constant_schedule_keeps_lr():
 
 
 def test_interrupted_then_resumed_run_equals_uninterrupted(make_cfg, tmp_path, monkeypatch):
-    overrides = ["model=mlp", "trainer.epochs=2", "trainer.plots=false", "seed=3", "regularization.dropout=0.1"]
+    overrides = ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=40", "trainer.plots=false", "seed=3", "regularization.dropout=0.1"]
     full = train.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
     assert full["status"] == "completed"
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import ROOT, run_cli, settings
-from mnistlab import runfiles
 from mnistlab.engine import Trainer
 from mnistlab.errors import ConfigError
 from mnistlab.models import MLP
@@ -17,33 +15,6 @@ from mnistlab.schedules import make_scheduler
 from mnistlab.settings import load_settings
 
 EXAMPLES = ROOT / "examples"
-
-
-def test_the_examples_run_through_a_sweep_and_its_report(tmp_path):
-    """The README's recipe: examples/ on PYTHONPATH, its options through --config-dir, a sweep over the user's optimizer."""
-    sweep = tmp_path / "sweep"
-    proc = run_cli(
-        "-m",
-        "--config-dir",
-        str(EXAMPLES / "conf"),
-        "model=small_cnn",
-        "optimizer=lion,sgd",
-        "scheduler=exponential",
-        "trainer.epochs=2",
-        "trainer.limit_batches=30",
-        "trainer.plots=false",
-        f"hydra.sweep.dir={sweep}",
-        env={"PYTHONPATH": str(EXAMPLES)},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    comparison = pd.read_csv(sweep / "comparison.csv")
-    assert sorted(comparison["optimizer"]) == ["lion", "sgd"] and (comparison["final_test_acc_mean"] > 50).all()
-    assert (pd.read_csv(sweep / "summary.csv")["model"] == "small_cnn").all()
-    for run_dir in sweep.glob("model=small_cnn,*"):
-        summary = runfiles.read_summary(run_dir)
-        assert summary["model"] == "small_cnn" and summary["status"] == "completed"
-        lr = [row["lr"] for row in runfiles.read_metrics(run_dir / "metrics.csv")]
-        assert lr[1] == pytest.approx(0.7 * lr[0])  # ExponentialLR(gamma=0.7), stepped once per epoch
 
 
 def test_regularization_a_model_does_not_read_is_refused(tmp_path):

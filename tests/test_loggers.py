@@ -43,6 +43,7 @@ def test_tensorboard_holds_each_epochs_metrics_and_the_settings_as_hparams(tmp_p
     assert events.Scalars("hparams/final_test_acc")[0].value == pytest.approx(summary["final_test_acc"])
 
 
+@pytest.mark.e2e
 def test_an_mlflow_sweep_is_one_experiment_with_nested_runs(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient

@@ -88,6 +88,7 @@ def test_the_wheel_carries_every_config_and_the_data(installed):
     assert {f"mnistlab/bundled/MNIST/raw/{p.name}" for p in (ROOT / "data" / "MNIST" / "raw").glob("*.gz")} <= names
 
 
+@pytest.mark.e2e
 def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_site_packages(installed, tmp_path):
     _, bin_dir = installed
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MNISTLAB_", "PYTHONPATH"))}

@@ -76,6 +76,7 @@ def test_execution_settings_may_differ_on_resume(make_cfg, tmp_path, monkeypatch
     assert stopped["status"] == "interrupted" and resumed["status"] == "completed" and resumed["epochs_run"] == 2
 
 
+@pytest.mark.e2e
 def test_refused_and_failed_launches_leave_a_runs_records_as_they_were(tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli(*FAST[1:], "trainer.epochs=2", f"hydra.run.dir={run_dir}").returncode == 0  # LeNet-5
@@ -107,6 +108,7 @@ def test_a_launch_that_trained_nothing_can_be_replaced(make_cfg, tmp_path):
     assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"] == 0.05
 
 
+@pytest.mark.e2e
 def test_relaunched_sweep_matches_jobs_by_settings_not_by_number(tmp_path):
     sweep = tmp_path / "sweep"
     first = run_cli("-m", *FAST, "trainer.epochs=1", "optimizer.lr=0.01,0.03,0.05", f"hydra.sweep.dir={sweep}")

@@ -147,7 +147,10 @@ def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: fl
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig,status,code", [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated", 143)])
+@pytest.mark.parametrize(
+    "sig,status,code",
+    [(signal.SIGINT, "interrupted", 130), pytest.param(signal.SIGTERM, "terminated", 143, marks=pytest.mark.e2e)],
+)
 def test_ctrl_c_and_sigterm_keep_the_finished_epochs_and_are_recorded(tmp_path, sig, status, code):
     run_dir = tmp_path / "run"
     proc = _start(run_dir)
@@ -180,6 +183,7 @@ def test_sweep_with_a_failing_and_a_diverging_job_reports_all_and_exits_5(tmp_pa
     )
 
 
+@pytest.mark.e2e
 def test_sweep_in_which_every_job_fails_still_writes_its_report(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", *FAST, "trainer.epochs=1", "regularization.dropout=1.5,2", f"hydra.sweep.dir={sweep}")
@@ -192,6 +196,7 @@ def test_sweep_in_which_every_job_fails_still_writes_its_report(tmp_path):
     assert list(pd.read_csv(sweep / "comparison.csv")["jobs"]) == [1, 1]
 
 
+@pytest.mark.e2e
 def test_submitit_local_sweep_gives_each_job_its_cpus_per_task(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     sweep = tmp_path / "sweep"

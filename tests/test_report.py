@@ -126,6 +126,7 @@ def _assert_sweep_outputs(sweep_dir, jobs, groups):
     return comparison
 
 
+@pytest.mark.e2e
 def test_multirun_writes_the_report(tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = run_cli("-m", "model=lenet5,mlp", "seed=0,1", "trainer.epochs=1", "trainer.limit_batches=60", f"hydra.sweep.dir={sweep_dir}")
@@ -139,6 +140,7 @@ def test_multirun_writes_the_report(tmp_path):
     assert "| lenet5 | 61,706 | 2/2 |" in report_proc.stdout
 
 
+@pytest.mark.e2e
 def test_multirun_with_joblib_launcher(tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = run_cli(
@@ -157,6 +159,7 @@ def test_multirun_with_joblib_launcher(tmp_path):
     assert threads == {max(1, min(TORCH_THREADS, os.cpu_count() or 1) // 2)}  # two jobs share the cores, not fight over them
 
 
+@pytest.mark.e2e
 def test_an_optuna_study_is_reported_as_trials_and_continues_when_relaunched(tmp_path):
     """No -m needed; a relaunch with the same storage and sweep dir adds trials 2 and 3, new parameters, new dirs."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

@@ -15,8 +15,8 @@ from benchmarks.rendered_digits import render_test_digits
 from conftest import ROOT, run_cli
 from mnistlab import api
 from mnistlab.data import load_mnist
-from mnistlab.datasets import MNIST
 from mnistlab.errors import ConfigError, DataError
+from mnistlab.idx import MNIST
 from mnistlab.predict import classify, preprocess, to_mnist
 
 
@@ -122,6 +122,7 @@ def test_preprocessing_matches_mnist_for_a_stored_digit():
         to_mnist(np.full((50, 50), 0.8))
 
 
+@pytest.mark.e2e
 def test_exports_give_the_pytorch_models_logits(trained, mnist, tmp_path):
     pytest.importorskip("onnxruntime")
     proc = run_cli(str(trained.run_dir), "--out", str(tmp_path), script="mnistlab-export")
