@@ -95,9 +95,9 @@ class MLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
-        num_classes: int = 10,
         in_channels: int = 1,
         image_size: int = 28,
+        num_classes: int = 10,
     ):
         super().__init__()
         act = _choice("model.activation", activation, ACTIVATIONS)

@@ -98,3 +98,18 @@ def test_a_logger_without_its_extra_says_what_to_install(monkeypatch):
     monkeypatch.setitem(extras.MODULES, "mlflow", "mnistlab_no_such_module")
     with pytest.raises(extras.MissingExtra, match=r'^logger=mlflow needs: pip install "mnistlab\[mlflow\]"$'):
         _needs("mlflow", "mlflow")
+
+
+def test_every_column_and_result_reaches_the_loggers_by_its_name():
+    from mnistlab.loggers import results, scalar_name
+
+    assert [scalar_name(c) for c in ("train_loss", "test_acc", "test_ece", "ema_test_acc", "lr", "seconds")] == [
+        "loss/train",
+        "acc/test",
+        "ece/test",
+        "acc/ema_test",
+        "lr",
+        "seconds",
+    ]
+    summary = {"final_test_ece": 0.01, "best_test_acc": 99.0, "final_ema_test_acc": 98.5, "seconds": 3, "stopped_early": False, "params": 5}
+    assert results(summary) == {"final_test_ece": 0.01, "best_test_acc": 99.0, "final_ema_test_acc": 98.5, "seconds": 3.0}

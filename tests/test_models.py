@@ -149,3 +149,12 @@ def test_optimizer_state_of_an_earlier_checkpoint_takes_its_parameters_shape():
     assert optimizer.state[c5]["momentum_buffer"].shape == c5.shape == (120, 400)
     torch.nn.functional.cross_entropy(new(torch.randn(8, 1, 28, 28)), torch.arange(8)).backward()
     optimizer.step()  # trains on
+
+
+def test_the_models_take_the_datasets_channels_classes_and_size():
+    lenet = LeNet5(in_channels=3, num_classes=3, image_size=48)
+    assert lenet(torch.randn(2, 3, 48, 48)).shape == (2, 3)
+    assert "c5   (1600+1)*120 = 192,120" in parameter_table(lenet)  # C5 spans S4's 16@10x10 at 48x48
+    assert MLP(in_channels=3, image_size=32, num_classes=5)(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+    with pytest.raises(ConfigError, match="LeNet-5 needs images of at least 12x12, got data.image_size=8"):
+        LeNet5(image_size=8)
