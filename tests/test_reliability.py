@@ -134,7 +134,10 @@ def _start(run_dir: Path, *args: str) -> subprocess.Popen:
         *args,
         f"hydra.run.dir={run_dir}",
     ]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # As from a terminal: Ctrl-C's default action, whatever this process inherited (a shell's background job ignores SIGINT,
+    # and so would everything it starts)
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint)
 
 
 def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: float = 600) -> None:
