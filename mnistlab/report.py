@@ -15,7 +15,7 @@ from mnistlab import plots, studies
 from mnistlab.errors import EXIT_BAD_INPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
 from mnistlab.settings import is_execution_key
-from mnistlab.significance import ALPHA, Baseline, choose_baseline, compare_to_baseline, mean_ci
+from mnistlab.significance import ALPHA, MOST_SEEDS, Baseline, choose_baseline, compare_to_baseline, mean_ci
 
 log = logging.getLogger(__name__)
 
@@ -206,16 +206,24 @@ def _interval(low: Any, high: Any, sign: str = "") -> str:
     return f"[{low:{sign}.2f}, {high:{sign}.2f}]"
 
 
+def _seeds_cell(value: Any) -> str:
+    """Seeds a paired test needs for the difference: ``12``, ``> 1000``, or nothing (significant, or no test)."""
+    if value is None or pd.isna(value):
+        return ""
+    return f"> {MOST_SEEDS}" if math.isinf(value) else str(int(value))
+
+
 def _difference_cells(row: pd.Series) -> list[str]:
-    """``+0.21 [+0.02, +0.40]`` and ``0.037*`` (Holm-adjusted, * below 0.05); the baseline says so."""
+    """``+0.21 [+0.02, +0.40]``, ``0.037*`` (Holm-adjusted, * below 0.05) and the seeds a non-significant difference
+    needs; the baseline says so."""
     if row.get("baseline") == "":
-        return ["baseline", ""]
+        return ["baseline", "", ""]
     if pd.isna(row.get("diff")):
-        return ["", ""]
+        return ["", "", ""]
     difference = f"{row['diff']:+.2f} {_interval(row.get('diff_ci_low'), row.get('diff_ci_high'), '+')}".rstrip()
     if pd.isna(row.get("p_holm")):
-        return [difference, "n < 2"]
-    return [difference, f"{row['p_holm']:.3g}{'*' if row['p_holm'] < ALPHA else ''}"]
+        return [difference, "n < 2", ""]
+    return [difference, f"{row['p_holm']:.3g}{'*' if row['p_holm'] < ALPHA else ''}", _seeds_cell(row.get("seeds_needed"))]
 
 
 def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str], declared: dict[str, dict[str, Any]] | None = None) -> str:
@@ -224,7 +232,7 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str], declared:
     tested = "p_holm" in comparison
     header = [*keys, "params", "n", "test acc (%)", "95% CI"]
     if tested:
-        header += ["Δ vs baseline [95% CI]", "p (Holm)"]
+        header += ["Δ vs baseline [95% CI]", "p (Holm)", "seeds for 80% power"]
     header += ["test loss", "train acc (%)", "train−test gap", "seconds"]
     if "final_val_acc_mean" in comparison:
         header.insert(-1, "val acc (%)")
@@ -325,7 +333,8 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
             f"Each group is compared with its baseline, the group with {chosen} and the same other settings "
             f"(`mnistlab-report --baseline key=value` picks another): the difference of mean test accuracy with its 95% CI "
             f"({test}), and its p-value adjusted for {int(comparison['p'].notna().sum())} comparisons with Holm's method; "
-            f"`*` marks a difference significant at {ALPHA}.",
+            f"`*` marks a difference significant at {ALPHA}. For a difference that is not, the seeds a paired test would need "
+            "to detect it with 80% power at the level Holm's method holds it to, if the observed difference and spread are the truth.",
             "",
         ]
     small = comparison[comparison["n"] < 3]

@@ -6,7 +6,9 @@ that has the baseline value of the baseline key and the same values of every oth
 ``--baseline regularization=none``, ``model=mlp,regularization=all`` is compared with
 ``model=mlp,regularization=none``). The test is paired over seeds when every group was run with the same
 seeds, else Welch's. The p-values of all comparisons are corrected together with Holm's method, and a
-difference is significant when its corrected p-value is below 0.05.
+difference is significant when its corrected p-value is below 0.05. For a difference that is not, the
+report says how many seeds a paired test would need to detect it with 80% power at the level Holm's method
+holds it to (:func:`seeds_needed`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from scipy import stats
 
 ALPHA = 0.05
 CONFIDENCE = 0.95
+POWER = 0.8
+MOST_SEEDS = 1000  # beyond this, "more than 1000"
 PREFERRED_BASELINES = {"regularization": "none"}  # the natural control where it was swept
 
 
@@ -54,6 +58,35 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted
+
+
+def holm_levels(p_values: Sequence[float], alpha: float = ALPHA) -> np.ndarray:
+    """The level each test is held to by Holm's method: ``alpha / (m - rank)`` for the test of rank ``rank`` (0 for the
+    smallest p-value) among the ``m`` tests (NaN where there is no test)."""
+    p = np.asarray(p_values, dtype=float)
+    levels = np.full_like(p, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    for rank, i in enumerate(tested[np.argsort(p[tested], kind="stable")]):
+        levels[i] = alpha / (len(tested) - rank)
+    return levels
+
+
+def seeds_needed(differences: Sequence[float], level: float, power: float = POWER) -> float:
+    """How many seeds a paired t-test (two-sided, at ``level``) needs to detect the mean of ``differences`` with
+    ``power``, if their mean and standard deviation are the truth: the noncentral t distribution's answer.
+    NaN with fewer than two differences or none that differs; inf beyond :data:`MOST_SEEDS`."""
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2 or np.isnan(level):
+        return np.nan
+    spread = d.std(ddof=1)
+    if spread == 0 or d.mean() == 0:
+        return np.nan
+    n = np.arange(2, MOST_SEEDS + 1)
+    critical = stats.t.ppf(1 - level / 2, n - 1)
+    shift = abs(d.mean()) / spread * np.sqrt(n)
+    achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
+    enough = np.flatnonzero(achieved >= power)
+    return float(n[enough[0]]) if len(enough) else np.inf
 
 
 def choose_baseline(groups: pd.DataFrame, keys: Sequence[str], requested: str | None = None) -> Baseline | None:
@@ -98,6 +131,8 @@ def compare_to_baseline(runs: pd.DataFrame, keys: Sequence[str], baseline: Basel
         base = groups[reference]
         a, b = ((f.sort_values("seed") if paired else f)[metric].to_numpy(float) for f in (frame, base))
         row |= {"baseline": ", ".join(f"{k}={v}" for k, v in zip(keys, reference, strict=True)), "diff": a.mean() - b.mean()}
+        # the per-seed differences a paired test sees; unpaired, differences with the spread of two independent groups
+        row["_differences"] = a - b if paired else a.mean() - b.mean() + np.concatenate([a - a.mean(), b.mean() - b])
         if min(len(a), len(b)) >= 2:
             with np.errstate(invalid="ignore", divide="ignore"):
                 result = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
@@ -110,4 +145,10 @@ def compare_to_baseline(runs: pd.DataFrame, keys: Sequence[str], baseline: Basel
             table[column] = np.nan
     table["p_holm"] = holm(table["p"])
     table["significant"] = table["p_holm"] < ALPHA
+    levels = holm_levels(table["p"])
+    differences = table.pop("_differences") if "_differences" in table else pd.Series([None] * len(table))
+    table["seeds_needed"] = [
+        seeds_needed(d, level) if isinstance(d, np.ndarray) and not significant else np.nan
+        for d, level, significant in zip(differences, levels, table["significant"], strict=True)
+    ]
     return table

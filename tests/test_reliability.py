@@ -157,9 +157,12 @@ def _wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: fl
 def test_ctrl_c_and_sigterm_keep_the_finished_epochs_and_are_recorded(tmp_path, sig, status, code):
     run_dir = tmp_path / "run"
     proc = _start(run_dir)
-    _wait_for_rows(run_dir, 1, proc)
-    proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        _wait_for_rows(run_dir, 1, proc)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()  # a run that outlived the test stops with it
     assert proc.returncode == code
     assert f"{status}; the last finished epoch is kept in {run_dir}" in out
     rows = len(read_metrics(run_dir / "metrics.csv"))

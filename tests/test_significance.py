@@ -11,7 +11,7 @@ from scipy import stats
 
 from conftest import run_cli
 from mnistlab.report import write_report
-from mnistlab.significance import Baseline, choose_baseline, compare_to_baseline, holm, mean_ci
+from mnistlab.significance import Baseline, choose_baseline, compare_to_baseline, holm, holm_levels, mean_ci, seeds_needed
 
 
 def test_mean_ci_is_students_t_interval():
@@ -91,6 +91,27 @@ def fake_sweep(root, groups: dict[str, list[float]]) -> None:
             )
 
 
+@pytest.mark.parametrize("effect,level", [(1.0, 0.05), (0.5, 0.05 / 3), (2.0, 0.01)])
+def test_seeds_needed_give_80_percent_power(effect, level):
+    """At the seeds it names, a paired t-test at ``level`` finds a difference of ``effect`` standard deviations 80% of the
+    time, and one seed fewer does not (simulated)."""
+    rng = np.random.default_rng(0)
+    differences = rng.normal(size=50)
+    differences = (differences - differences.mean()) / differences.std(ddof=1) + effect  # mean `effect`, sd 1
+    n = int(seeds_needed(differences, level))
+
+    def simulated_power(seeds: int) -> float:
+        samples = rng.normal(effect, 1.0, size=(20_000, seeds))
+        return float((stats.ttest_1samp(samples, 0, axis=1).pvalue < level).mean())
+
+    assert simulated_power(n) >= 0.78 and simulated_power(n - 1) < 0.8
+    assert np.isnan(seeds_needed([0.1], level)) and np.isnan(seeds_needed([0.2, 0.2], level))
+
+
+def test_holm_levels_are_alpha_over_the_tests_left():
+    assert list(holm_levels([0.04, 0.001, np.nan, 0.2])) == pytest.approx([0.05 / 2, 0.05 / 3, np.nan, 0.05], nan_ok=True)
+
+
 def test_the_report_marks_what_is_significant(tmp_path):
     fake_sweep(tmp_path, {"none": [99.20, 99.30, 99.25], "augment": [99.45, 99.50, 99.47], "dropout": [99.22, 99.33, 99.24]})
     report, incomplete = write_report([tmp_path])
@@ -102,6 +123,7 @@ def test_the_report_marks_what_is_significant(tmp_path):
     dropout = next(line for line in text.splitlines() if line.startswith("| dropout"))
     assert "+0.22 [" in augment and "*" in augment.split("|")[7]
     assert "+0.01 [" in dropout and "*" not in dropout.split("|")[7]
+    assert augment.split("|")[8].strip() == "" and int(dropout.split("|")[8]) > 3  # the seeds its difference needs
     comparison = pd.read_csv(tmp_path / "comparison.csv")
     assert {"final_test_acc_ci_low", "final_test_acc_ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "significant"} <= set(
         comparison
