@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnistlab import plots, studies
+from mnistlab import lock, plots, studies
 from mnistlab.errors import EXIT_BAD_INPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
 from mnistlab.settings import is_execution_key
@@ -119,6 +119,8 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
     for run_dir, overrides, summary, history, problems in runs:
         keys += [k for k in overrides if k not in keys]
         status = "unreadable" if problems else summary.get("status") or ("unfinished" if history.empty else "running")
+        if status in ("running", "unfinished") and lock.in_use(run_dir):
+            status = "in use"  # another launch trains in it now
         row = {"job": run_dir.name, "model": summary.get("model"), **overrides, "status": status, "params": summary.get("params")}
         row["epochs_run"] = summary.get("epochs_run", len(history))
         for metric in METRICS + extra:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, open_dict
 
-from mnistlab import runfiles
+from mnistlab import lock, runfiles
 from mnistlab.data import prepare, steps_per_epoch
 from mnistlab.dataset import Images
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
@@ -106,12 +106,20 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]:
     """Train one configuration into ``run_dir``; returns the summary and the trainer (None: a completed run skipped).
 
-    Until the launch is accepted (settings checked, data loaded, model built, a resumed run's settings
-    matched) nothing is written into a directory that already holds a run. A new directory records why
-    its launch failed, so that a sweep's report can list it.
+    The run holds the directory's lock (mnistlab.lock) throughout: a directory another launch trains in is
+    refused before anything is written. Until the launch is accepted (settings checked, data loaded, model
+    built, a resumed run's settings matched) nothing is written into a directory that already holds a run.
+    A new directory records why its launch failed, so that a sweep's report can list it.
     """
+    run_dir = Path(run_dir)
+    make_dir(run_dir)
+    with lock.hold(run_dir):
+        return _fit(cfg, run_dir)
+
+
+def _fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]:
     started = time.perf_counter()
-    run_dir, job = Path(run_dir), Job.current()
+    job = Job.current()
     existing = runfiles.has_records(run_dir)
     summary: dict[str, Any] = {
         "status": "running",
@@ -133,7 +141,6 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
             log.error("could not record the run's status: %s", also)
 
     try:
-        make_dir(run_dir)
         settings = load_settings(cfg)
         summary["objective"] = "final_val_acc" if settings.data.val_size else "final_test_acc"  # what a sweeper maximizes
         if job.requeues:

@@ -133,3 +133,29 @@ def test_one_bad_job_does_not_sink_the_array(tmp_path):
     table = pd.read_csv(tmp_path / "summary.csv")
     assert sorted(table["status"]) == ["completed", "failed"]
     assert "optimizer.lr must be > 0, got -1" in (tmp_path / "report.md").read_text()
+
+
+def test_a_lock_held_by_a_slurm_job_is_refused_while_it_runs_and_taken_over_after(tmp_path):
+    """A run directory held by a SLURM job on another host: refused while the job runs, taken over once it ended."""
+    from mnistlab import lock
+    from mnistlab.errors import RunDirError
+
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--wrap", "sleep 300", "-o", "/dev/null"], capture_output=True, text=True, check=True
+    )
+    job = submitted.stdout.strip().split(";")[0]
+    holder = lock.Holder(host="another-node", pid=12345, slurm_job=job)
+    (tmp_path / lock.LOCK_FILE).write_text(json.dumps(holder.__dict__))
+    try:
+        deadline = time.monotonic() + 60
+        while lock._slurm_state(job) != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        with pytest.raises(RunDirError, match=f"SLURM job {job}"), lock.hold(tmp_path):
+            pass
+    finally:
+        subprocess.run(["scancel", job], check=True)
+    deadline = time.monotonic() + 60
+    while lock._slurm_state(job) in lock.ACTIVE and time.monotonic() < deadline:  # cancelled
+        time.sleep(0.5)
+    with lock.hold(tmp_path) as me:
+        assert lock.read_holder(tmp_path) == me
