@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 
 
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """``-n auto`` runs the SLURM tests one at a time: they share a one-node cluster and watch its queue."""
+    return 1 if "slurm" in (config.option.markexpr or "") and "not slurm" not in config.option.markexpr else None
+
+
 def compose_config(*overrides: str):
     """Compose the project's config with overrides, as the CLI would (without the hydra node)."""
     GlobalHydra.instance().clear()

@@ -94,7 +94,8 @@ def test_a_requeued_job_resumes_by_itself_to_the_metrics_of_an_uninterrupted_one
     reference = subprocess.Popen([mnistlab, *SLOW, "trainer.threads=1", f"hydra.run.dir={tmp_path}/reference"], cwd=ROOT)
     proc = sweep(*SLOW, "seed=0", sweep_dir=tmp_path / "sweep")
     run_dir = wait_for_rows(tmp_path / "sweep", 2)
-    (job,) = running_jobs()
+    job = read_summary(run_dir)["slurm_job"]
+    assert job in running_jobs()
     if how == "scontrol requeue":
         subprocess.run(["scontrol", "requeue", job], check=True)
     else:  # what SLURM sends before the time limit; submitit checkpoints the job and requeues it
