@@ -36,13 +36,14 @@ from torch import nn
 from torchvision import datasets, transforms
 
 from mnistlab.data import CHECKSUMS, load_mnist, prepare, shuffled_batches, steps_per_epoch
+from mnistlab.dataset import Idx
 from mnistlab.device import cpu_has_native_bf16, pick_device, prepare_model, speed_settings
-from mnistlab.engine import Trainer, evaluate
+from mnistlab.engine import Trainer
 from mnistlab.idx import MNIST
 from mnistlab.models import LeNet5
 from mnistlab.paths import bundled_data_dir
 from mnistlab.schedules import constant
-from mnistlab.settings import AugmentSettings, DataSettings, RegularizationSettings, Settings, TrainerSettings
+from mnistlab.settings import AugmentSettings, RegularizationSettings, Settings, TrainerSettings
 
 AFFINE = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
 VARIANTS = {  # trainer options: fp32 eager steps, bf16 autocast (+ channels_last), CUDA graph replays
@@ -104,7 +105,7 @@ def make_trainer(
         trainer_settings = dataclasses.replace(trainer_settings, amp=True)
     net = prepare_model(make_model(model), trainer_settings, device)
     optimizer = make_optimizer(net, fused=device.type in ("cpu", "cuda"))  # mnistlab's default: optimizer.fused=null
-    settings = Settings(trainer_settings, RegularizationSettings(augment=augment), DataSettings(), seed=0)
+    settings = Settings(trainer_settings, RegularizationSettings(augment=augment), Idx(), seed=0)
     return Trainer(net, optimizer, constant(optimizer, 1, 1), data, settings, Path("."))
 
 
@@ -178,7 +179,7 @@ def epoch_mnistlab(data, batch_size: int, model: str, amp: bool) -> float:
     trainer.steps_per_epoch = steps_per_epoch(len(data.train), batch_size)
     started = time.perf_counter()
     trainer.train_epoch(1)
-    evaluate(trainer.model, data.test, trainer.settings.eval_batch_size, trainer.settings.channels_last)
+    trainer.evaluate(trainer.model, data.test)
     return time.perf_counter() - started
 
 
