@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 
 import numpy as np
@@ -140,15 +141,12 @@ def test_mixup_and_cutout_draw_from_the_generator_they_are_given():
 
 
 def test_a_users_own_check_names_the_key(tmp_path):
-    proc = run_cli(
-        "--config-dir",
-        str(EXAMPLES / "conf"),
-        "technique=mixup",
-        "technique.mixup.alpha=-1",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        env={"PYTHONPATH": str(EXAMPLES)},
-    )
-    assert proc.returncode == 2 and "technique.mixup (mixup.Mixup): alpha must be >= 0, got -1" in proc.stdout + proc.stderr
+    from mnistlab import api
+
+    example("mixup")  # examples/ on the path, as PYTHONPATH=. puts it
+    cfg = api.compose("technique=mixup", "technique.mixup.alpha=-1", config_dir=EXAMPLES / "conf")
+    with pytest.raises(ConfigError, match=re.escape("technique.mixup (mixup.Mixup): alpha must be >= 0, got -1")):
+        api.train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.csv").exists()
 
 
@@ -201,18 +199,16 @@ def test_a_changed_folder_refuses_a_resume(make_cfg, tmp_path, mnist):
 
 
 def test_a_dataset_of_your_own_from_arrays(tmp_path, mnist):
+    from mnistlab import api
+
     npz = tmp_path / "arrays.npz"
     np.savez(npz, x_train=mnist.train_images[:600].numpy(), y_train=mnist.train_labels[:600].numpy(),
              x_test=mnist.test_images[:200].numpy(), y_test=mnist.test_labels[:200].numpy())  # fmt: skip
-    run_dir = tmp_path / "run"
-    proc = run_cli(
-        "--config-dir", str(EXAMPLES / "conf"), "data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "trainer.plots=false",
-        f"hydra.run.dir={run_dir}", env={"PYTHONPATH": str(EXAMPLES)},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = runfiles.read_summary(run_dir)
-    assert summary["dataset"] == "npz" and summary["final_test_acc"] > 80
-    assert runfiles.read_config(run_dir).data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
+    example("npz_dataset")
+    overrides = ("data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "trainer.plots=false")
+    result = api.train(api.compose(*overrides, config_dir=EXAMPLES / "conf"), tmp_path / "run")
+    assert result.summary["dataset"] == "npz" and result.summary["final_test_acc"] > 80
+    assert runfiles.read_config(tmp_path / "run").data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
 
 
 def test_digits_are_the_fixed_documented_split():

@@ -219,6 +219,7 @@ def test_a_sweep_with_no_job_says_so_in_one_line(tmp_path):
     assert proc.stderr.strip() == "mnistlab: the sweep launched no job (is a swept range or list empty?): nothing to report"
 
 
+@pytest.mark.e2e
 def test_a_sweep_whose_report_cannot_be_written_fails_and_says_why(tmp_path):
     sweep = tmp_path / "sweep"
     (sweep / "report.md").mkdir(parents=True)  # the report's own file cannot be written
