@@ -131,6 +131,7 @@ def _start(run_dir: Path, *args: str) -> subprocess.Popen:
         *FAST[:2],
         "trainer.epochs=50",
         "trainer.batch_size=32",
+        "trainer.limit_batches=400",
         *args,
         f"hydra.run.dir={run_dir}",
     ]
