@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -128,3 +129,9 @@ def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_si
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Fashion-MNIST files missing in" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")))
+def test_every_benchmark_imports_against_the_package(script):
+    """The benchmarks follow the package's API: a name they import that is gone fails here, not in a user's hands."""
+    importlib.import_module(f"benchmarks.{script}")
