@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class FitResult:
-    status: str  # completed | diverged | interrupted | terminated
+    status: str  # completed | diverged | interrupted | terminated | pruned
     history: list[dict[str, float]]
     seconds: float  # training wall time, resumed parts included
     warmup_seconds: float = 0.0  # one-off GPU start-up before the clock (see Trainer.warm_up)
@@ -125,6 +125,7 @@ class Trainer:
         self.callbacks = ours | dict(callbacks or {})
         self.metrics = metrics or with_built_in([])
         self.stop_reason: str | None = None
+        self.stopped_as: str | None = None
         self.graphed = GraphedStep(self._update, optimizer) if self.settings.cuda_graph and self.device.type == "cuda" else None
 
     @property
@@ -135,9 +136,10 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT_FILE
 
-    def stop(self, reason: str) -> None:
-        """End training after the current epoch is recorded (for callbacks)."""
-        self.stop_reason = reason
+    def stop(self, reason: str, status: str | None = None) -> None:
+        """End training after the current epoch is recorded (for callbacks); ``status`` replaces ``completed``
+        in the summary when the run did not end as planned (``pruned``)."""
+        self.stop_reason, self.stopped_as = reason, status
 
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
         """Every metric of ``model`` (this one, or another such as an average of its weights) on ``split``."""
@@ -284,6 +286,7 @@ class Trainer:
                     self.on_epoch(row)
                 log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
                 if self.stop_reason is not None:
+                    status = self.stopped_as or status
                     break
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
             status = stop_status(stop)

@@ -15,7 +15,7 @@ from mnistlab.errors import UserError
 MODULES = {  # extra -> a module it installs (looked up, never imported here)
     "parallel": "hydra_plugins.hydra_joblib_launcher",
     "slurm": "hydra_plugins.hydra_submitit_launcher",
-    "optuna": "hydra_plugins.hydra_optuna_sweeper",
+    "optuna": "optuna",
     "tensorboard": "tensorboard",
     "mlflow": "mlflow",
     "export": "onnxruntime",
@@ -28,7 +28,7 @@ CHOICES = {  # (config group, option) on the command line -> the extra it needs
     ("hydra/launcher", "local"): "slurm",
     ("hydra/launcher", "submitit_slurm"): "slurm",
     ("hydra/launcher", "submitit_local"): "slurm",
-    ("hydra/sweeper", "optuna"): "optuna",
+    ("hydra/sweeper", "study"): "optuna",
     ("hparams_search", "lenet5_optuna"): "optuna",
     ("logger", "tensorboard"): "tensorboard",
     ("logger", "mlflow"): "mlflow",

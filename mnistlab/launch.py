@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab import runfiles
+from mnistlab import runfiles, study
 from mnistlab.errors import OutputError, RunDirError, Terminated
 from mnistlab.settings import differences, identity, is_execution_key
 
@@ -77,7 +77,7 @@ class Job:
             list(hc.overrides.task),
             hc.runtime.choices.get("model"),
             multirun,
-            hc.launcher.get("n_jobs") if multirun else None,
+            (hc.launcher.get("n_jobs") or study.workers_here()) if multirun else None,
             hc.job.get("num") if multirun else None,
             hc,
             hc.launcher.get("cpus_per_task") if multirun else None,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnistlab import lock, plots, studies
+from mnistlab import lock, plots, study, study_report
 from mnistlab.errors import EXIT_BAD_INPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
 from mnistlab.runfiles import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
 from mnistlab.settings import is_execution_key
@@ -368,17 +368,22 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
 def write_study_report(table: pd.DataFrame, histories: pd.DataFrame, keys: list[str], out: Path) -> tuple[Path, int]:
     """An Optuna study's report: a row per trial, best first, the objective named, and the objective per trial."""
     objective = table["objective"].dropna().iloc[0] if table["objective"].notna().any() else "final_val_acc"
+    retried = study.retries(Path(str(table["run_dir"].iloc[0])).parent)  # a trial whose worker died, run again
+    for number, retry in retried.items():
+        failed = (pd.to_numeric(table["trial"], errors="coerce") == number) & ~table["status"].isin(["completed", "pruned"])
+        table.loc[failed, "status"] = f"retried as trial {retry}"
     params = [k for k in keys if groupable(k) and table[k].nunique() > 1]
-    trials = studies.trials_table(table, params, objective)
+    trials = study_report.trials_table(table, params, objective)
     table.to_csv(out / "summary.csv", index=False)
     trials.to_csv(out / "trials.csv", index=False)
     if not histories.empty:
         histories.to_csv(out / "epochs.csv", index=False)
-    plots.study_progress(trials, objective, studies.OBJECTIVES.get(objective, objective), out / "study.png")
+    plots.study_progress(trials, objective, study_report.OBJECTIVES.get(objective, objective), out / "study.png")
     name = str(table["study"].dropna().iloc[0])
-    lines = studies.study_markdown(trials, params, objective, name)
-    failures = table[table["status"] != "completed"]
-    lines += ["## Figures", "", f"![{studies.OBJECTIVES.get(objective, objective)} per trial](study.png)", ""]
+    lines = study_report.study_markdown(trials, params, objective, name)
+    ended = table["status"].isin(["completed", "pruned"]) | table["status"].str.startswith("retried as")
+    failures = table[~ended]  # a pruned trial ended as its study decided; a retried one lives on in its retry
+    lines += ["## Figures", "", f"![{study_report.OBJECTIVES.get(objective, objective)} per trial](study.png)", ""]
     lines += ["Files: `trials.csv` (one row per trial, best first), `summary.csv` (every field of every job), `epochs.csv`.", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))

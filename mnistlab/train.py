@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, open_dict
 
-from mnistlab import lock, runfiles
+from mnistlab import lock, runfiles, study
 from mnistlab.data import prepare, steps_per_epoch
 from mnistlab.dataset import Images
 from mnistlab.device import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
@@ -93,9 +93,15 @@ def build_trainer(cfg: DictConfig, settings: Settings, images: Images, run_dir: 
         scheduler_interval=interval,
         loss=construct(cfg.loss, "loss") if "loss" in cfg else None,
         techniques=list(named("technique").values()),
-        callbacks=named("callback"),
+        callbacks=named("callback") | study_callbacks(),
         metrics=metrics,
     )
+
+
+def study_callbacks() -> dict[str, Any]:
+    """A study's trial, when a study's worker launched this run: each epoch reported, a pruned trial stopped."""
+    trial = study.active_trial()
+    return {"optuna_pruning": study.Pruning(trial)} if trial is not None else {}
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:

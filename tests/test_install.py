@@ -160,6 +160,7 @@ def test_extra_optuna_alone_runs_and_reports_a_study(user_venv, tmp_path):
         "mnistlab",
         "hparams_search=lenet5_optuna",
         "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",  # two worker processes through submitit, which the extra brings
         "data.val_size=1000",
         *QUICK,
         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",

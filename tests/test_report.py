@@ -161,8 +161,8 @@ def test_multirun_with_joblib_launcher(tmp_path):
 
 @pytest.mark.e2e
 def test_an_optuna_study_is_reported_as_trials_and_continues_when_relaunched(tmp_path):
-    """No -m needed; a relaunch with the same storage and sweep dir adds trials 2 and 3, new parameters, new dirs."""
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    """No -m needed; SQLite storage (SQLAlchemy 2); a relaunch with n_trials=4 adds trials 2 and 3, new parameters, new dirs."""
+    pytest.importorskip("optuna")
     sweep_dir = tmp_path / "sweep"
     launch = (
         "hparams_search=lenet5_optuna",
@@ -178,9 +178,9 @@ def test_an_optuna_study_is_reported_as_trials_and_continues_when_relaunched(tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     first = {p.name: (p / "summary.json").read_text() for p in sweep_dir.glob("trial_*")}
     assert sorted(first) == ["trial_0", "trial_1"]
-    proc = run_cli(*launch)
+    proc = run_cli(*launch, "hydra.sweeper.n_trials=4")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "continuing study lenet5_optuna: 2 trials stored" in proc.stdout + proc.stderr
+    assert "study lenet5_optuna (maximize): 2 of 4 trials finished" in proc.stdout + proc.stderr
     assert {name: (sweep_dir / name / "summary.json").read_text() for name in first} == first  # trials 0 and 1 untouched
 
     trials = pd.read_csv(sweep_dir / "trials.csv")

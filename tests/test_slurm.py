@@ -160,3 +160,20 @@ def test_a_lock_held_by_a_slurm_job_is_refused_while_it_runs_and_taken_over_afte
         time.sleep(0.5)
     with lock.hold(tmp_path) as me:
         assert lock.read_holder(tmp_path) == me
+
+
+def test_a_study_runs_two_workers_as_one_array_sharing_its_journal(tmp_path):
+    """hydra/launcher=slurm with n_jobs=2: one array of two workers; every trial once, no parameters twice."""
+    optuna = pytest.importorskip("optuna")
+    from mnistlab import study
+
+    proc = sweep("hparams_search=lenet5_optuna", *FAST, "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2", sweep_dir=tmp_path)
+    out = finish(proc)
+    assert proc.returncode == 0, out[-3000:]
+    trials = optuna.load_study(study_name="lenet5_optuna", storage=study.open_storage(str(tmp_path / study.JOURNAL_FILE))).trials
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 6
+    arrays = {read_summary(tmp_path / f"trial_{t.number}")["slurm_job"].split("_")[0] for t in trials}
+    assert len(arrays) == 1 and f"2 workers as SLURM job array {arrays.pop()}" in out
+    assert sorted(p.name.split("_")[1] for p in tmp_path.glob(".submitit/*/*_result.pkl")) == ["0", "1"]  # both tasks ended well

@@ -1,7 +1,6 @@
 """Optuna studies reported as studies: a row per trial, best first, and the objective against the trial number.
 
-The sweeper that continues a stored study is ``hydra_plugins/mnistlab_optuna`` (Hydra takes sweepers only
-from its plugin package); :func:`existing_trials` is what it asks.
+Running a study is :mod:`mnistlab.study`; this reads what its trials left in their run directories.
 """
 
 from __future__ import annotations
@@ -13,18 +12,6 @@ from typing import Any
 import pandas as pd
 
 OBJECTIVES = {"final_val_acc": "validation accuracy (%)", "final_test_acc": "test accuracy (%)"}
-
-
-def existing_trials(storage: Any, study_name: str | None) -> int:
-    """How many trials the stored study holds (0: no storage, no such study)."""
-    if storage is None or study_name is None:
-        return 0
-    import optuna
-
-    try:
-        return len(optuna.load_study(study_name=study_name, storage=storage).trials)
-    except KeyError:  # optuna's answer for a study that does not exist yet
-        return 0
 
 
 def _round(value: Any) -> Any:
@@ -47,6 +34,7 @@ def trials_table(table: pd.DataFrame, params: Sequence[str], objective: str) -> 
     if objective != "final_test_acc":
         trials["final_test_acc"] = table["final_test_acc"]
     trials["status"] = table["status"]
+    trials["epochs"] = pd.to_numeric(table.get("epochs_run"), errors="coerce").astype("Int64") if "epochs_run" in table else pd.NA
     trials["run_dir"] = table["run_dir"]
     return trials.sort_values([objective, "trial"], ascending=[False, True], na_position="last").reset_index(drop=True)
 
@@ -54,10 +42,13 @@ def trials_table(table: pd.DataFrame, params: Sequence[str], objective: str) -> 
 def study_markdown(trials: pd.DataFrame, params: Sequence[str], objective: str, name: str, direction: str = "maximize") -> list[str]:
     """The study's part of report.md: what was optimized, the best trial, and every trial best first."""
     done = trials[trials[objective].notna()]
+    pruned = int((trials["status"] == "pruned").sum())
     lines = [
         f"# Optuna study {name}",
         "",
-        f"{len(trials)} trials, {len(done)} with a result; {direction} {OBJECTIVES.get(objective, objective)}"
+        f"{len(trials)} trials, {len(done)} with a result"
+        + (f", {pruned} pruned (stopped early by the pruner: their last epoch is shown)" if pruned else "")
+        + f"; {direction} {OBJECTIVES.get(objective, objective)}"
         + ("; test accuracy is shown beside it and never used to choose." if objective != "final_test_acc" else "."),
         "",
     ]
@@ -70,13 +61,13 @@ def study_markdown(trials: pd.DataFrame, params: Sequence[str], objective: str, 
     header = ["trial", *params, OBJECTIVES.get(objective, objective)]
     if "final_test_acc" in trials and objective != "final_test_acc":
         header.append("test accuracy (%)")
-    header.append("status")
+    header += ["status", "epochs"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in trials.iterrows():
         cells = [str(row["trial"]), *(str(row[k]) for k in params), _pct(row[objective])]
         if "final_test_acc" in trials and objective != "final_test_acc":
             cells.append(_pct(row["final_test_acc"]))
-        cells.append(str(row["status"]))
+        cells += [str(row["status"]), "" if pd.isna(row["epochs"]) else str(row["epochs"])]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 
