@@ -9,6 +9,7 @@ job in this process, and tell the result. The job reports each epoch's validatio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -16,7 +17,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -257,13 +258,13 @@ def fail_abandoned(study: optuna.Study, max_retry: int) -> int:
     its parameters again, up to ``max_retry`` times; returns how many."""
     from optuna.trial import TrialState
 
-    me, count = Holder(), 0
+    count = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if not worker:
             continue
         holder = Holder(**worker)
-        why = "its worker stopped" if (holder.host, holder.pid) == (me.host, me.pid) else holder.gone()
+        why = holder.gone()
         if why is None:
             continue
         study.tell(trial.number, state=TrialState.FAIL)
@@ -323,6 +324,7 @@ class Worker:
         from hydra.core.singleton import Singleton
         from hydra.core.utils import setup_globals
         from optuna.storages.journal import JournalFileSymlinkLock
+        from optuna.trial import TrialState
 
         if hydra_state is not None:  # a process of its own: Hydra's registered configs and plugins
             Singleton.set_state(hydra_state)
@@ -337,8 +339,6 @@ class Worker:
             with _held(asking):
                 fail_abandoned(study, self.plan.max_retry)
                 trials = study.get_trials(deepcopy=False)
-                from optuna.trial import TrialState
-
                 waiting = any(t.state == TrialState.WAITING for t in trials)
                 running = sum(t.state == TrialState.RUNNING for t in trials)
                 if not waiting and finished(trials) + running >= self.plan.n_trials:
@@ -381,17 +381,14 @@ class Worker:
             log.warning("trial %d: failed (%s); see %s", trial.number, summary.get("status", "no summary"), run_dir)
 
 
-class _held:
-    """A journal file lock as a context manager."""
-
-    def __init__(self, lock: Any):
-        self.lock = lock
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
+@contextlib.contextmanager
+def _held(lock: Any) -> Iterator[None]:
+    """Optuna's journal file lock (safe on a shared filesystem) around a block."""
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
