@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mnistlab.callbacks import Callback
 from mnistlab.errors import UserError
 from mnistlab.lock import Holder
+from mnistlab.runfiles import read_summary
 
 if TYPE_CHECKING:
     import optuna
@@ -367,7 +367,10 @@ class Worker:
         finally:
             _active = None
         run_dir = Path(job.hydra_cfg.hydra.runtime.output_dir)
-        summary = _summary(run_dir)
+        try:
+            summary = read_summary(run_dir)
+        except ValueError:  # an unreadable summary: the trial failed
+            summary = {}
         value = job.return_value if job.status == JobStatus.COMPLETED else math.nan
         seconds = time.perf_counter() - started
         if summary.get("status") == "pruned":
@@ -389,10 +392,3 @@ def _held(lock: Any) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def _summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
