@@ -14,11 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnistlab import api, train
+from mnistlab import api
+from mnistlab.runs import task
 
 
 def timed_logger_class(totals: dict[str, float]) -> type:
-    class Timed(train.GuardedLogger):
+    class Timed(task.GuardedLogger):
         def _time(self, method: str, *args) -> None:
             started = time.perf_counter()
             getattr(super(), method)(*args)
@@ -41,11 +42,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--loggers", nargs="+", default=["csv", "tensorboard", "mlflow"])
     args = parser.parse_args()
-    original = train.GuardedLogger
+    original = task.GuardedLogger
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.loggers:
             totals = {"epochs": 0.0, "once": 0.0}
-            train.GuardedLogger = timed_logger_class(totals)
+            task.GuardedLogger = timed_logger_class(totals)
             try:
                 cfg = api.compose(
                     f"logger={name}",
@@ -57,7 +58,7 @@ def main() -> None:
                 )
                 result = api.train(cfg, Path(tmp) / name)
             finally:
-                train.GuardedLogger = original
+                task.GuardedLogger = original
             training = result.summary["seconds"]
             print(
                 f"{name:12s} epochs {training:6.1f} s; logging per epoch {totals['epochs'] / args.epochs * 1000:6.1f} ms "

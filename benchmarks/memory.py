@@ -5,6 +5,7 @@ python benchmarks/memory.py [overrides ...]
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    overrides = sys.argv[1:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="mnistlab overrides, e.g. model=mlp trainer.epochs=2")
+    overrides = parser.parse_args().overrides
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "mnistlab", *overrides, f"hydra.run.dir={tmp}/run"]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

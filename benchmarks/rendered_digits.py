@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnistlab.data import load_mnist
-from mnistlab.predict import classify, preprocess
-from mnistlab.trained import load_run
+from mnistlab.commands.predict import classify
+from mnistlab.data.idx import load_mnist
+from mnistlab.data.pictures import preprocess
+from mnistlab.runs.trained import load_run
 
 
 def render(image: np.ndarray, rng: np.random.Generator, dark_on_light: bool) -> Image.Image:

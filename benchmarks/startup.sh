@@ -8,8 +8,9 @@ before="$1"
 n="${2:-5}"
 py="$here/.venv/bin/python"
 cd "$(mktemp -d)"  # not a checkout: the current directory comes first on sys.path
-entry() {  # the command line's entry point in a checkout: mnistlab.cli now, mnistlab.train before it existed
-    if [[ -f "$1/mnistlab/cli.py" ]]; then echo "mnistlab.cli"; else echo "mnistlab.train"; fi
+entry() {  # the command line's entry point in a checkout, where each version of mnistlab had it
+    if [[ -f "$1/mnistlab/commands/main.py" ]]; then echo "mnistlab.commands.main"
+    elif [[ -f "$1/mnistlab/cli.py" ]]; then echo "mnistlab.cli"; else echo "mnistlab.train"; fi
 }
 launch() {  # checkout, then mnistlab's arguments
     local root="$1"

@@ -35,17 +35,19 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import datasets, transforms
 
-from mnistlab.data import CHECKSUMS, load_mnist, prepare, shuffled_batches, steps_per_epoch
-from mnistlab.dataset import Idx
-from mnistlab.device import cpu_has_native_bf16, pick_device, prepare_model, speed_settings
-from mnistlab.engine import Trainer
-from mnistlab.idx import MNIST
+from mnistlab.config.schema import TrainerSettings
+from mnistlab.data import Idx
+from mnistlab.data.batches import prepare, shuffled_batches, steps_per_epoch
+from mnistlab.data.catalog import MNIST
 from mnistlab.models import LeNet5
 from mnistlab.paths import bundled_data_dir
-from mnistlab.schedules import constant
-from mnistlab.settings import AugmentSettings, RegularizationSettings, Settings, TrainerSettings
+from mnistlab.training.callbacks import EarlyStopping, KeepBest, TargetAccuracy
+from mnistlab.training.schedules import constant
+from mnistlab.training.speed import cpu_has_native_bf16, pick_device, prepare_model, speed_settings
+from mnistlab.training.techniques import RandomWarp
+from mnistlab.training.trainer import Trainer
 
-AFFINE = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
+AFFINE = {"rotation": 10, "translate": 0.1, "scale": 0.1}  # regularization=augment's warp
 VARIANTS = {  # trainer options: fp32 eager steps, bf16 autocast (+ channels_last), CUDA graph replays
     "eager": {"cuda_graph": False},
     "eager+amp": {"cuda_graph": False, "amp": True},
@@ -95,23 +97,22 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_trainer(
-    data, batch_size: int, augment: AugmentSettings, options: dict, model: str = "default", force_amp: bool = False
-) -> Trainer:
-    """mnistlab's Trainer for ``model`` with trainer ``options``; ``force_amp`` keeps bf16 autocast on a CPU without native bf16."""
+def make_trainer(data, batch_size: int, augment: dict, options: dict, model: str = "default", force_amp: bool = False) -> Trainer:
+    """mnistlab's Trainer for ``model`` with trainer ``options`` and the parts every run has (our random warp with
+    ``augment``'s ranges, our callbacks); ``force_amp`` keeps bf16 autocast on a CPU without native bf16."""
     device = data.train.labels.device
     trainer_settings = speed_settings(TrainerSettings(batch_size=batch_size, progress=False, **options), device)
     if force_amp:
         trainer_settings = dataclasses.replace(trainer_settings, amp=True)
     net = prepare_model(make_model(model), trainer_settings, device)
     optimizer = make_optimizer(net, fused=device.type in ("cpu", "cuda"))  # mnistlab's default: optimizer.fused=null
-    settings = Settings(trainer_settings, RegularizationSettings(augment=augment), Idx(), seed=0)
-    return Trainer(net, optimizer, constant(optimizer, 1, 1), data, settings, Path("."))
+    warp = RandomWarp(**augment, mean=[MNIST.mean], std=[MNIST.std])
+    ours = {"early_stopping": EarlyStopping(None), "keep_best": KeepBest(False), "target_accuracy": TargetAccuracy(None)}
+    scheduler = constant(optimizer, 1, 1)
+    return Trainer(net, optimizer, scheduler, data, trainer_settings, nn.CrossEntropyLoss(), techniques=[warp], callbacks=ours)
 
 
-def time_mnistlab(
-    data, batch_size: int, augment: AugmentSettings, options: dict, batches: int, warmup: int, model: str = "default"
-) -> float:
+def time_mnistlab(data, batch_size: int, augment: dict, options: dict, batches: int, warmup: int, model: str = "default") -> float:
     """Images/s of Trainer.train_step on batches sliced from the on-device training tensors."""
     device = data.train.labels.device
     trainer = make_trainer(data, batch_size, augment, options, model, force_amp=bool(options.get("amp")))
@@ -173,7 +174,7 @@ def time_reference(root: Path, device: torch.device, batch_size: int, augment: b
 
 def epoch_mnistlab(data, batch_size: int, model: str, amp: bool) -> float:
     """Seconds of one mnistlab epoch: the training pass and the evaluation on the test set, as a run does them."""
-    trainer = make_trainer(data, batch_size, AugmentSettings(), {}, model, force_amp=amp)
+    trainer = make_trainer(data, batch_size, {}, {}, model, force_amp=amp)
     trainer.settings = dataclasses.replace(trainer.settings, limit_batches=10)
     trainer.train_epoch(0)  # warm-up: first calls allocate and pick kernels
     trainer.steps_per_epoch = steps_per_epoch(len(data.train), batch_size)
@@ -234,7 +235,7 @@ def reference_root() -> tempfile.TemporaryDirectory:
     tmp = tempfile.TemporaryDirectory()
     raw = Path(tmp.name) / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for stem in CHECKSUMS:
+    for stem in MNIST.checksums:
         (raw / stem).write_bytes(gzip.decompress((bundled_data_dir() / "MNIST" / "raw" / f"{stem}.gz").read_bytes()))
     return tmp
 
@@ -257,7 +258,8 @@ def main() -> None:
     parser.add_argument("--epoch", action="store_true", help="time whole epochs (evaluation included), amp off and on")
     args = parser.parse_args()
     device = pick_device(args.device)
-    data = prepare(load_mnist(), device)
+    dataset = Idx(download=False)
+    data = prepare(dataset.load(), dataset, device)
     tmp = reference_root()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     native = "native bf16" if cpu_has_native_bf16() else "no native bf16: amp emulated"
@@ -279,7 +281,7 @@ def main() -> None:
             ref = {workers: [] for workers in (0, 2)}
             for _ in range(args.repeats):  # interleaved, so drifts of a noisy machine hit all
                 for model, variant in timed:
-                    affine = AFFINE if augment else AugmentSettings()
+                    affine = AFFINE if augment else {}
                     rate = time_mnistlab(data, batch_size, affine, VARIANTS[variant], args.batches, args.warmup, model)
                     ours[model, variant].append(rate)
                 for workers in ref:

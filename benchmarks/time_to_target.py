@@ -18,7 +18,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from mnistlab.paths import config_dir
-from mnistlab.train import run
+from mnistlab.runs.task import run
 
 
 def main() -> None:

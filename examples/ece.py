@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mnistlab.metrics import Metric
+from mnistlab.training import Metric
 
 
 class ExpectedCalibrationError(Metric):

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from mnistlab.callbacks import Callback
+from mnistlab.training import Callback, Column
 
 
 class EMA(Callback):
@@ -29,6 +29,13 @@ class EMA(Callback):
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
         row |= {f"ema_test_{name}": value for name, value in trainer.evaluate(self.average.module, trainer.data.test).items()}
+
+    def columns(self, trainer: Any) -> dict[str, Column]:
+        """The average's test metrics, each shown and tested in the sweep report like the metric it repeats."""
+        return {
+            f"ema_test_{m.name}": Column(f"EMA test {m.label or m.name}", m.higher_is_better, m.digits, tested=True)
+            for m in trainer.metrics
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"average": self.average.state_dict() if self.average is not None else self.restored}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistlab.dataset import Dataset, Images
+from mnistlab.data import Dataset, Images
 from mnistlab.errors import DataError
 
 

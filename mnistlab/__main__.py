@@ -1,5 +1,5 @@
 """``python -m mnistlab``: the same entry point as the ``mnistlab`` command."""
 
-from mnistlab.cli import cli
+from mnistlab.commands.main import cli
 
 cli()

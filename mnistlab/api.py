@@ -26,8 +26,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from mnistlab import launch, paths, runfiles  # noqa: F401  (launch: the ${uid:} and ${job_dir:} resolvers)
-from mnistlab.trained import TrainedRun, load_run
+from mnistlab import paths
+from mnistlab.config import register
+from mnistlab.runs import files
+from mnistlab.runs.trained import TrainedRun, load_run
 
 __all__ = ["Result", "compose", "train", "load"]
 
@@ -62,6 +64,7 @@ def compose(*overrides: str, config_dir: str | Path | None = None) -> DictConfig
     keeps Hydra's node (``cfg.hydra``), which :func:`train` reads for the run directory and the chosen options.
     """
     extra = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"] if config_dir is not None else []
+    register()
     with _fresh_hydra(), initialize_config_dir(config_dir=str(paths.config_dir()), version_base="1.3"):
         return hydra_compose(config_name="config", overrides=[*overrides, *extra], return_hydra_config=True)
 
@@ -72,7 +75,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> Result:
     Raises a :class:`mnistlab.errors.UserError` subclass (with a message naming the key or file) on bad input,
     like the command line; the run directory records every other way the run ends.
     """
-    from mnistlab.train import fit
+    from mnistlab.runs.task import fit
 
     cfg = cfg.copy()
     hydra_node = cfg.get("hydra")
@@ -87,7 +90,7 @@ def train(cfg: DictConfig, run_dir: str | Path | None = None) -> Result:
         run_dir = Path(run_dir).resolve()
         summary, trainer = fit(cfg, run_dir)
     model = trainer.model if trainer is not None else _checkpoint_model(run_dir)
-    return Result(run_dir, summary, model, pd.DataFrame(runfiles.read_metrics(run_dir / runfiles.METRICS_FILE)))
+    return Result(run_dir, summary, model, pd.DataFrame(files.read_metrics(run_dir / files.METRICS_FILE)))
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
@@ -96,4 +99,4 @@ def load(run_dir: str | Path, device: str = "cpu") -> TrainedRun:
 
 
 def _checkpoint_model(run_dir: Path) -> nn.Module | None:
-    return load_run(run_dir).model if (run_dir / runfiles.CHECKPOINT_FILE).exists() else None
+    return load_run(run_dir).model if (run_dir / files.CHECKPOINT_FILE).exists() else None

@@ -16,12 +16,15 @@ import torch  # noqa: E402
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from mnistlab.data import DeviceData, Split, load_mnist
-from mnistlab.dataset import Dataset, Idx
-from mnistlab.settings import RegularizationSettings, Settings, TrainerSettings
+from mnistlab.config import register
+from mnistlab.config.schema import TrainerSettings
+from mnistlab.data import Dataset, Idx
+from mnistlab.data.batches import DeviceData, Split, prepare
+from mnistlab.data.idx import load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
+register()  # our typed groups and resolvers, as every entry point does before composing
 
 
 def pytest_xdist_auto_num_workers(config) -> int | None:
@@ -43,9 +46,9 @@ def make_cfg():
     GlobalHydra.instance().clear()
 
 
-def settings(seed: int = 0, regularization: RegularizationSettings | None = None, **trainer) -> Settings:
-    """Typed settings for a Trainer built by hand: ``trainer`` fields as keywords (progress bar off)."""
-    return Settings(TrainerSettings(**{"progress": False, **trainer}), regularization or RegularizationSettings(), Idx(), seed)
+def settings(**trainer) -> TrainerSettings:
+    """The ``trainer`` group for a Trainer built by hand: its fields as keywords (progress bar off)."""
+    return TrainerSettings(**{"progress": False, **trainer})
 
 
 NOISE = Dataset(channels=1, num_classes=10, mean=[0.0], std=[1.0])  # what tiny_data's 'images' are: already standardized
@@ -64,8 +67,15 @@ def tiny_data() -> DeviceData:
 
 @pytest.fixture(scope="session")
 def mnist():
-    """The real, checksum-verified MNIST from the repository."""
+    """The real, checksum-verified MNIST from the repository, as IDX arrays (N, 28, 28)."""
     return load_mnist(ROOT / "data", download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_on_cpu() -> DeviceData:
+    """The real MNIST as a run holds it: normalized tensors (N, 1, 28, 28)."""
+    dataset = Idx("mnist", str(ROOT / "data"), download=False)
+    return prepare(dataset.load(), dataset, "cpu")
 
 
 def run_cli(
@@ -79,7 +89,7 @@ def run_cli(
 
 
 def new_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) and return it: a run directory for ``train.run``."""
+    """Create ``path`` (and its parents) and return it: a run directory for ``task.run``."""
     path.mkdir(parents=True)
     return path
 
@@ -88,8 +98,8 @@ def run_interrupted_then_resumed(
     make_cfg, overrides: list[str], run_dir: Path, monkeypatch, resume: bool = True, resume_with: tuple[str, ...] = ()
 ) -> tuple[dict, dict | None]:
     """Train with a Ctrl-C at the start of epoch 2, then (``resume``) resume in the same dir; returns both summaries."""
-    from mnistlab import train
-    from mnistlab.engine import Trainer
+    from mnistlab.runs import task
+    from mnistlab.training.trainer import Trainer
 
     original = Trainer.train_epoch
 
@@ -100,8 +110,8 @@ def run_interrupted_then_resumed(
 
     new_dir(run_dir)
     monkeypatch.setattr(Trainer, "train_epoch", interrupt_at_epoch_2)
-    stopped = train.run(make_cfg(*overrides), run_dir)
+    stopped = task.run(make_cfg(*overrides), run_dir)
     monkeypatch.setattr(Trainer, "train_epoch", original)
     if not resume:
         return stopped, None
-    return stopped, train.run(make_cfg(*overrides, *resume_with, "trainer.resume=true"), run_dir)
+    return stopped, task.run(make_cfg(*overrides, *resume_with, "trainer.resume=true"), run_dir)

@@ -29,7 +29,8 @@ def kill() -> None:
 
 
 def arm(point: str, n: int) -> None:
-    from mnistlab import engine, runfiles
+    from mnistlab.runs import files, recorder
+    from mnistlab.training import trainer
 
     calls = 0
 
@@ -65,24 +66,24 @@ def arm(point: str, n: int) -> None:
         return wrapped
 
     if point == "step":
-        engine.Trainer.train_step = before(engine.Trainer.train_step)
+        trainer.Trainer.train_step = before(trainer.Trainer.train_step)
     elif point == "evaluate":
-        engine.evaluate = before(engine.evaluate)
+        trainer.evaluate = before(trainer.evaluate)
     elif point == "checkpoint":
-        engine.save_checkpoint = after(engine.save_checkpoint)
+        recorder.save_checkpoint = after(recorder.save_checkpoint)
     elif point == "metrics":
-        engine.write_metrics = after(engine.write_metrics)
+        recorder.write_metrics = after(recorder.write_metrics)
     elif point == "mid-write":
-        runfiles.write_atomic = half_written(runfiles.write_atomic)
+        files.write_atomic = half_written(files.write_atomic)
     elif point != "none":
         raise SystemExit(f"unknown kill point {point!r}")
 
 
 def swap_writes() -> None:
     """Write each epoch's metrics.csv row first and its checkpoint after it (kill points stay where they are)."""
-    from mnistlab import engine
+    from mnistlab.runs import recorder
 
-    save, write = engine.save_checkpoint, engine.write_metrics
+    save, write = recorder.save_checkpoint, recorder.write_metrics
     pending = []
 
     def write_then_save(path, rows):
@@ -90,8 +91,8 @@ def swap_writes() -> None:
         while pending:
             save(*pending.pop(0))
 
-    engine.save_checkpoint = lambda path, state: pending.append((path, state))
-    engine.write_metrics = write_then_save
+    recorder.save_checkpoint = lambda path, state: pending.append((path, state))
+    recorder.write_metrics = write_then_save
 
 
 def launch(point: str, n: int, delay: float | None, args: list[str], swap: bool = False) -> int:
@@ -105,7 +106,7 @@ def launch(point: str, n: int, delay: float | None, args: list[str], swap: bool 
             arm(point, n)
             if swap:
                 swap_writes()
-            from mnistlab.cli import cli
+            from mnistlab.commands.main import cli
 
             sys.argv = ["mnistlab", *args]
             cli()
@@ -126,8 +127,8 @@ def launch(point: str, n: int, delay: float | None, args: list[str], swap: bool 
 if __name__ == "__main__":
     import torch._dynamo  # noqa: F401  (every run imports it with its optimizer: 2 s, paid once here)
 
-    import mnistlab.cli  # noqa: F401  (Hydra and mnistlab imported once, before any fork)
-    import mnistlab.train  # noqa: F401  (and torch)
+    import mnistlab.commands.main  # noqa: F401  (Hydra and mnistlab imported once, before any fork)
+    import mnistlab.runs.task  # noqa: F401  (and torch)
 
     swap = "--swap-writes" in sys.argv[1:]
     for line in sys.stdin:

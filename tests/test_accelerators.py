@@ -8,48 +8,53 @@ import pytest
 import torch
 
 from conftest import new_dir, run_interrupted_then_resumed, settings
-from mnistlab import device, train
-from mnistlab.device import prepare_model, speed_settings
-from mnistlab.engine import Trainer
+from mnistlab.config import check
+from mnistlab.config.schema import TrainerSettings
 from mnistlab.errors import ConfigError
-from mnistlab.graphs import make_capturable, portable_state
 from mnistlab.models import LeNet5
-from mnistlab.schedules import onecycle
-from mnistlab.settings import AugmentSettings, RegularizationSettings, TrainerSettings
+from mnistlab.runs import task
+from mnistlab.training import speed
+from mnistlab.training.cuda_graph import make_capturable, portable_state
+from mnistlab.training.schedules import onecycle
+from mnistlab.training.speed import prepare_model, speed_settings
+from mnistlab.training.techniques import RandomWarp
+from mnistlab.training.trainer import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-def lenet_trainer(data, run_dir, seed=0, optimizer="sgd", batch_norm=False, dropout=0.0, augment=None, **trainer):
+def lenet_trainer(data, seed=0, optimizer="sgd", batch_norm=False, dropout=0.0, augment=None, **trainer):
     torch.manual_seed(seed)
     trainer = {"batch_size": 64, "epochs": 2, **trainer}
-    run = settings(seed, RegularizationSettings(augment=augment or AugmentSettings()), **trainer)
-    model = prepare_model(LeNet5(batch_norm=batch_norm, dropout=dropout), run.trainer, data.train.images.device)
+    run = settings(**trainer)
+    model = prepare_model(LeNet5(batch_norm=batch_norm, dropout=dropout), run, data.train.images.device)
     if optimizer == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     steps = math.ceil(len(data.train) / trainer["batch_size"])
-    return Trainer(model, optimizer, onecycle(optimizer, trainer["epochs"] * steps, steps), data, run, run_dir)
+    scheduler = onecycle(optimizer, trainer["epochs"] * steps, steps)
+    warp = [RandomWarp(**augment)] if augment else []
+    return Trainer(model, optimizer, scheduler, data, run, torch.nn.CrossEntropyLoss(), seed=seed, techniques=warp)
 
 
 def test_cuda_only_options_are_dropped_off_cuda(caplog):
-    with caplog.at_level(logging.INFO, logger=device.log.name):
+    with caplog.at_level(logging.INFO, logger=speed.log.name):
         resolved = speed_settings(TrainerSettings(cuda_graph=True, amp=True, compile=True), torch.device("cpu"))
     assert resolved.cuda_graph is False and resolved.compile is False
-    assert resolved.amp is device.cpu_has_native_bf16()
+    assert resolved.amp is speed.cpu_has_native_bf16()
     assert "trainer.cuda_graph applies on CUDA only; ignored on cpu" in caplog.text
     assert "trainer.compile applies on CUDA only; ignored on cpu" in caplog.text
     assert speed_settings(TrainerSettings(amp=True), torch.device("mps")).amp is False
 
 
 def test_amp_on_cpu_without_channels_last_gets_a_hint(monkeypatch, caplog):
-    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
-    with caplog.at_level(logging.INFO, logger=device.log.name):
+    monkeypatch.setattr(speed, "cpu_has_native_bf16", lambda: True)
+    with caplog.at_level(logging.INFO, logger=speed.log.name):
         assert speed_settings(TrainerSettings(amp=True), torch.device("cpu")).amp is True
     assert "trainer.amp without trainer.channels_last" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=device.log.name):
+    with caplog.at_level(logging.INFO, logger=speed.log.name):
         speed_settings(TrainerSettings(amp=True, channels_last=True), torch.device("cpu"))
     assert "channels_last" not in caplog.text
 
@@ -57,22 +62,22 @@ def test_amp_on_cpu_without_channels_last_gets_a_hint(monkeypatch, caplog):
 def test_threads_follow_the_setting_or_the_launchers_share(monkeypatch):
     before = torch.get_num_threads()
     try:
-        cores = min(device.TORCH_THREADS, len(os.sched_getaffinity(0)))
-        assert device.set_threads(1, None) == 1
-        assert device.set_threads(None) == cores
-        assert device.set_threads(None, 2) == max(1, cores // 2)
-        assert device.set_threads(None, -1) == 1  # joblib's n_jobs=-1: every core busy with a job
-        assert device.set_threads(None, None, cpus_per_task=1) == 1  # submitit's cpus_per_task
+        cores = min(speed.TORCH_THREADS, len(os.sched_getaffinity(0)))
+        assert speed.set_threads(1, None) == 1
+        assert speed.set_threads(None) == cores
+        assert speed.set_threads(None, 2) == max(1, cores // 2)
+        assert speed.set_threads(None, -1) == 1  # joblib's n_jobs=-1: every core busy with a job
+        assert speed.set_threads(None, None, cpus_per_task=1) == 1  # submitit's cpus_per_task
         monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
-        assert device.set_threads(None) == 1  # SLURM's allocation
-        assert device.set_threads(3) == 3  # trainer.threads wins
+        assert speed.set_threads(None) == 1  # SLURM's allocation
+        assert speed.set_threads(3) == 3  # trainer.threads wins
     finally:
         torch.set_num_threads(before)
 
 
-@pytest.mark.skipif(not device.cpu_has_native_bf16(), reason="this CPU has no native bf16")
-def test_bf16_autocast_on_cpu_trains_in_mixed_precision(tiny_data, tmp_path):
-    trainer = lenet_trainer(tiny_data, tmp_path, amp=True, channels_last=True)
+@pytest.mark.skipif(not speed.cpu_has_native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_autocast_on_cpu_trains_in_mixed_precision(tiny_data):
+    trainer = lenet_trainer(tiny_data, amp=True, channels_last=True)
     x = tiny_data.train.images[:64]
     with trainer._autocast():
         assert trainer.model(x.contiguous(memory_format=torch.channels_last)).dtype == torch.bfloat16
@@ -116,13 +121,13 @@ def test_checkpointed_optimizer_state_is_portable():
 
 @cuda
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_graphed_steps_compute_what_eager_steps_compute(tiny_data, tmp_path, optimizer):
+def test_graphed_steps_compute_what_eager_steps_compute(tiny_data, optimizer):
     """Same optimizer kernels, deterministic algorithms: replays (and the eager last batch) follow the eager run, lr schedule included."""
     data, weights = _on_cuda(tiny_data), []
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         for graph in (False, True):
-            trainer = lenet_trainer(data, tmp_path, optimizer=optimizer, batch_norm=True, cuda_graph=graph, epochs=3, batch_size=48)
+            trainer = lenet_trainer(data, optimizer=optimizer, batch_norm=True, cuda_graph=graph, epochs=3, batch_size=48)
             if not graph:
                 make_capturable(trainer.optimizer, trainer.device)
             assert trainer.fit().status == "completed"
@@ -133,9 +138,9 @@ def test_graphed_steps_compute_what_eager_steps_compute(tiny_data, tmp_path, opt
     torch.testing.assert_close(weights[1], weights[0], rtol=1e-4, atol=1e-5)
 
 
-def test_warm_up_leaves_weights_buffers_gradients_and_random_streams_alone(tiny_data, tmp_path):
-    affine = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
-    trainer = lenet_trainer(tiny_data, tmp_path, batch_norm=True, dropout=0.3, augment=affine, batch_size=100, eval_batch_size=50)
+def test_warm_up_leaves_weights_buffers_gradients_and_random_streams_alone(tiny_data):
+    affine = {"rotation": 10, "translate": 0.1, "scale": 0.1}
+    trainer = lenet_trainer(tiny_data, batch_norm=True, dropout=0.3, augment=affine, batch_size=100, eval_batch_size=50)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     rng, generator = torch.get_rng_state(), trainer.generator.get_state()
     assert trainer.warm_up() == 0.0  # only on CUDA unless forced
@@ -146,11 +151,9 @@ def test_warm_up_leaves_weights_buffers_gradients_and_random_streams_alone(tiny_
 
 
 @cuda
-def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data, tmp_path):
-    affine = AugmentSettings(rotation=10, translate=0.1, scale=0.1)
-    trainer = lenet_trainer(
-        _on_cuda(tiny_data), tmp_path, cuda_graph=True, amp=True, channels_last=True, dropout=0.2, augment=affine, epochs=4
-    )
+def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data):
+    affine = {"rotation": 10, "translate": 0.1, "scale": 0.1}
+    trainer = lenet_trainer(_on_cuda(tiny_data), cuda_graph=True, amp=True, channels_last=True, dropout=0.2, augment=affine, epochs=4)
     result = trainer.fit()
     assert trainer.graphed.graph is not None
     assert result.status == "completed" and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
@@ -159,7 +162,7 @@ def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data, tmp_pat
 @cuda
 def test_graphed_run_resumes_after_an_interruption(make_cfg, tmp_path, monkeypatch):
     overrides = ["trainer.epochs=2", "trainer.plots=false", "trainer.cuda_graph=true", "trainer.device=cuda", "seed=1"]
-    full = train.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
+    full = task.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
     stopped, resumed = run_interrupted_then_resumed(make_cfg, overrides, tmp_path / "part", monkeypatch)
     assert stopped["status"] == "interrupted"
     assert resumed["status"] == "completed" and resumed["epochs_run"] == 2
@@ -167,7 +170,7 @@ def test_graphed_run_resumes_after_an_interruption(make_cfg, tmp_path, monkeypat
 
 
 def _on_cuda(data):
-    from mnistlab.data import DeviceData, Split
+    from mnistlab.data.batches import DeviceData, Split
 
     return DeviceData(
         train=Split(data.train.images.cuda(), data.train.labels.cuda()), test=Split(data.test.images.cuda(), data.test.labels.cuda())
@@ -175,9 +178,7 @@ def _on_cuda(data):
 
 
 def test_cuda_graph_auto_means_on_cuda_only(make_cfg):
-    from mnistlab.settings import load_settings
-
-    trainer = load_settings(make_cfg()).trainer
+    trainer = check(make_cfg()).trainer
     assert trainer.cuda_graph == "auto"
     assert speed_settings(trainer, torch.device("cpu")).cuda_graph is False
     assert speed_settings(trainer, torch.device("cuda")).cuda_graph is True

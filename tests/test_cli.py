@@ -9,9 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import mnistlab
-import mnistlab.launch  # noqa: F401  (registers the ${uid:} and ${job_dir:} resolvers)
 from conftest import CONF, run_cli
-from mnistlab.device import cpu_has_native_bf16
+from mnistlab.training.speed import cpu_has_native_bf16
 
 
 def test_single_run_writes_all_run_files(tmp_path):

@@ -9,9 +9,15 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
-from mnistlab import data
-from mnistlab.data import CHECKSUMS, DataError, load_dataset, load_mnist, parse_idx, prepare, read_idx_file, shuffled_batches
-from mnistlab.idx import DATASETS, MNIST, search_dirs
+from mnistlab.data import Idx
+from mnistlab.data import idx as idx_dataset
+from mnistlab.data.batches import Split, prepare, shuffled_batches
+from mnistlab.data.catalog import DATASETS, MNIST, search_dirs
+from mnistlab.data.idx import load_dataset, load_mnist
+from mnistlab.data.idx_files import parse_idx, read_idx_file
+from mnistlab.errors import DataError
+
+CHECKSUMS = MNIST.checksums
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (.ci/run installs it)
 needs_fashion = pytest.mark.skipif(
@@ -72,7 +78,7 @@ def test_missing_files_name_folder_and_files(tmp_path, monkeypatch):
     def offline(spec, root):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(idx_dataset, "_download", offline)
     with pytest.raises(DataError) as err:
         load_mnist(tmp_path, download=True)
     message = str(err.value)
@@ -107,17 +113,19 @@ def test_real_mnist_is_complete(mnist):
     assert mnist.test_labels.shape == (10_000,)
 
 
-def test_validation_split_is_reproducible_and_disjoint(mnist):
-    a = prepare(mnist, "cpu", val_size=5000, seed=1)
-    b = prepare(mnist, "cpu", val_size=5000, seed=1)
-    c = prepare(mnist, "cpu", val_size=5000, seed=2)
+def test_validation_split_is_reproducible_and_disjoint():
+    dataset = Idx("mnist", str(ROOT / "data"), download=False)
+    images = dataset.load()
+    a = prepare(images, dataset, "cpu", val_size=5000, seed=1)
+    b = prepare(images, dataset, "cpu", val_size=5000, seed=1)
+    c = prepare(images, dataset, "cpu", val_size=5000, seed=2)
     assert len(a.train) == 55_000 and len(a.val) == 5000 and len(a.test) == 10_000
     assert torch.equal(a.val.labels, b.val.labels) and not torch.equal(a.val.labels, c.val.labels)
     assert abs(a.train.images.mean().item()) < 0.05 and abs(a.train.images.std().item() - 1) < 0.05
 
 
 def test_epoch_batches_cover_every_sample_once(tiny_data):
-    tagged = data.Split(torch.arange(256).float().view(256, 1, 1, 1), torch.arange(256))
+    tagged = Split(torch.arange(256).float().view(256, 1, 1, 1), torch.arange(256))
     g = torch.Generator().manual_seed(0)
     seen = torch.cat([y for _, y in shuffled_batches(tagged, 100, g)])
     assert sorted(seen.tolist()) == list(range(256)) and seen.tolist() != list(range(256))
@@ -126,10 +134,11 @@ def test_epoch_batches_cover_every_sample_once(tiny_data):
 @needs_fashion
 def test_real_fashion_mnist_is_complete_and_verified():
     arrays = load_dataset("fashion_mnist", download=False)
+    dataset = Idx("fashion_mnist", download=False)
     assert arrays.train_images.shape == (60_000, 28, 28) and arrays.test_images.shape == (10_000, 28, 28)
     assert torch.bincount(arrays.train_labels).tolist() == [6000] * 10 and torch.bincount(arrays.test_labels).tolist() == [1000] * 10
     assert arrays.spec.classes[9] == "Ankle boot"
-    fashion = arrays.spec.normalize(arrays.train_images[:10_000])
+    fashion = dataset.normalize(arrays.train_images[:10_000])
     assert abs(fashion.mean().item()) < 0.02 and abs(fashion.std().item() - 1) < 0.02  # its own statistics, not MNIST's
 
 

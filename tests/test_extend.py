@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import ROOT, run_cli, settings
-from mnistlab.engine import Trainer
+from mnistlab.config import check
 from mnistlab.errors import ConfigError
 from mnistlab.models import MLP
-from mnistlab.schedules import make_scheduler
-from mnistlab.settings import load_settings
+from mnistlab.runs.assemble import make_scheduler
+from mnistlab.training.trainer import Trainer
 
 EXAMPLES = ROOT / "examples"
+LOSS = torch.nn.CrossEntropyLoss()
 
 
 def test_regularization_a_model_does_not_read_is_refused(tmp_path):
@@ -32,7 +32,7 @@ def test_regularization_a_model_does_not_read_is_refused(tmp_path):
 
 def scheduler_for(node: dict, epochs: int = 3, steps_per_epoch: int = 10):
     optimizer = torch.optim.SGD(MLP().parameters(), lr=0.1)
-    return make_scheduler(OmegaConf.create(node), optimizer, epochs, steps_per_epoch, instantiate)
+    return make_scheduler(OmegaConf.create(node), optimizer, epochs, steps_per_epoch)
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,8 @@ def scheduler_for(node: dict, epochs: int = 3, steps_per_epoch: int = 10):
         ({"_target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "T_max": 3}, "epoch"),
         ({"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0}, "epoch"),
         ({"_target_": "torch.optim.lr_scheduler.OneCycleLR", "max_lr": 0.1}, "step"),
-        ({"_target_": "mnistlab.schedules.onecycle"}, "step"),
-        ({"_target_": "mnistlab.schedules.step", "step_epochs": 1, "interval": "epoch"}, "epoch"),
+        ({"_target_": "mnistlab.training.schedules.onecycle"}, "step"),
+        ({"_target_": "mnistlab.training.schedules.step", "step_epochs": 1, "interval": "epoch"}, "epoch"),
     ],
 )
 def test_any_torch_scheduler_and_ours_get_the_run_length_they_take(node, interval):
@@ -55,26 +55,26 @@ def test_any_torch_scheduler_and_ours_get_the_run_length_they_take(node, interva
         assert scheduler.total_steps == (30 if interval == "step" else 3)
 
 
-def test_per_epoch_schedulers_step_after_each_epoch(tiny_data, tmp_path):
+def test_per_epoch_schedulers_step_after_each_epoch(tiny_data):
     model = MLP()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler, interval = make_scheduler(
-        OmegaConf.create({"_target_": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.5}), optimizer, 3, 4, instantiate
+        OmegaConf.create({"_target_": "torch.optim.lr_scheduler.ExponentialLR", "gamma": 0.5}), optimizer, 3, 4
     )
-    trainer = Trainer(model, optimizer, scheduler, tiny_data, settings(epochs=3, batch_size=64), tmp_path, scheduler_interval=interval)
+    trainer = Trainer(model, optimizer, scheduler, tiny_data, settings(epochs=3, batch_size=64), LOSS, scheduler_interval=interval)
     assert [row["lr"] for row in trainer.fit().history] == pytest.approx([0.1, 0.05, 0.025])
 
 
-def test_reduce_on_plateau_watches_the_training_loss_without_a_validation_split(tiny_data, tmp_path):
+def test_reduce_on_plateau_watches_the_training_loss_without_a_validation_split(tiny_data):
     model = MLP()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)  # learns too slowly to improve the loss by the 50% threshold
     node = OmegaConf.create({"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "patience": 0, "factor": 0.5, "threshold": 0.5})
-    scheduler, interval = make_scheduler(node, optimizer, 4, 4, instantiate)
-    trainer = Trainer(model, optimizer, scheduler, tiny_data, settings(epochs=4, batch_size=64), tmp_path, scheduler_interval=interval)
+    scheduler, interval = make_scheduler(node, optimizer, 4, 4)
+    trainer = Trainer(model, optimizer, scheduler, tiny_data, settings(epochs=4, batch_size=64), LOSS, scheduler_interval=interval)
     assert [row["lr"] for row in trainer.fit().history] == pytest.approx([1e-4, 1e-4, 5e-5, 2.5e-5])  # halved after each flat epoch
 
 
 def test_a_bad_scheduler_interval_names_the_key(make_cfg):
     with pytest.raises(ConfigError, match="scheduler.interval must be one of step, epoch, got 'batch'"):
-        load_settings(make_cfg("+scheduler.interval=batch"))
-    load_settings(make_cfg("+scheduler.interval=epoch"))
+        check(make_cfg("+scheduler.interval=batch"))
+    check(make_cfg("+scheduler.interval=epoch"))

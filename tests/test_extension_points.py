@@ -15,13 +15,16 @@ from PIL import Image
 
 from benchmarks.colour_folder import write_folder
 from conftest import ROOT, run_cli, settings
-from mnistlab import runfiles, scoring
-from mnistlab.dataset import Digits, Folder
-from mnistlab.engine import Trainer
+from mnistlab.commands import score
+from mnistlab.data import Digits, Folder
 from mnistlab.errors import ConfigError, RunDirError
-from mnistlab.metrics import with_built_in
 from mnistlab.models import LeNet5, count_parameters
-from mnistlab.schedules import constant
+from mnistlab.runs import files, resume
+from mnistlab.runs.loggers import CsvLogger
+from mnistlab.runs.recorder import EpochRecorder
+from mnistlab.training.metrics import with_built_in
+from mnistlab.training.schedules import constant
+from mnistlab.training.trainer import Trainer
 
 EXAMPLES = ROOT / "examples"
 OURS = ("technique=mixup", "loss=focal", "metric=ece", "callback=ema", "callback.ema.decay=0.9")
@@ -66,30 +69,28 @@ def test_the_examples_sweep_together_through_the_report(tmp_path, mnist, where):
     runs = sorted(sweep.glob("*seed=*"))
     assert len(runs) == 4
     for run_dir in runs:
-        row = runfiles.read_metrics(run_dir / "metrics.csv")[-1]
+        row = files.read_metrics(run_dir / "metrics.csv")[-1]
         assert {"test_ece", "ema_test_acc", "ema_test_ece"} <= row.keys()
-        summary = runfiles.read_summary(run_dir)
+        summary = files.read_summary(run_dir)
         assert 0 <= summary["final_test_ece"] <= 1 and summary["metrics"]["ece"]["higher_is_better"] is False
         assert summary["final_ema_test_acc"] == row["ema_test_acc"]
         state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
         assert state["callbacks"]["ema"]["average"]["n_averaged"] > 0  # the average is checkpointed
     if where == "folder":
-        assert runfiles.read_config(runs[0]).data.channels == 3 and summary["params"] == count_parameters(
-            LeNet5(in_channels=3, num_classes=3)
-        )
+        assert files.read_config(runs[0]).data.channels == 3 and summary["params"] == count_parameters(LeNet5(in_channels=3, num_classes=3))
     comparison = pd.read_csv(sweep / "comparison.csv")
-    assert {"final_test_ece_mean", "final_test_ece_ci_low", "final_test_ece_diff", "final_test_ece_p_holm"} <= set(comparison.columns)
+    assert {"final_test_ece.mean", "final_test_ece.ci_low", "final_test_ece.diff", "final_test_ece.p_holm"} <= set(comparison.columns)
     report = (sweep / "report.md").read_text()
-    assert "test ECE [95% CI]" in report and "Δ test ECE (p Holm)" in report and "ema test acc (%) [95% CI]" in report
+    assert "test ECE [95% CI]" in report and "Δ test ECE (p Holm)" in report and "EMA test acc (%) [95% CI]" in report
 
     example("ece")  # mnistlab-eval imports the run's metric, as PYTHONPATH=. lets it
-    scoring.cli([str(runs[0])])
+    score.cli([str(runs[0])])
     evaluation = json.loads((runs[0] / "eval" / "eval.json").read_text())
     assert evaluation["test_ece"] == pytest.approx(summary_of(runs[0])["final_test_ece"], abs=1e-6)
 
 
 def summary_of(run_dir):
-    return runfiles.read_summary(run_dir)
+    return files.read_summary(run_dir)
 
 
 def ema_trainer(data, run_dir, epochs):
@@ -106,11 +107,12 @@ def ema_trainer(data, run_dir, epochs):
         constant(optimizer, epochs, 4),
         data,
         settings(epochs=epochs, batch_size=64),
-        run_dir,
-        loss=example("focal_loss").FocalLoss(),
+        example("focal_loss").FocalLoss(),
         techniques=[mixup],
         callbacks={"ema": ema},
         metrics=with_built_in([ece]),
+        record=EpochRecorder(run_dir, True, CsvLogger()),
+        run_dir=run_dir,
     )
 
 
@@ -119,7 +121,7 @@ def test_a_resumed_run_with_the_examples_equals_an_uninterrupted_one(tiny_data, 
     full = ema_trainer(tiny_data, tmp_path / "full", 3).fit()
     ema_trainer(tiny_data, tmp_path / "part", 2).fit()
     resumed = ema_trainer(tiny_data, tmp_path / "part", 3)
-    resumed.resume()
+    resume.restore(resumed, tmp_path / "part")
     result = resumed.fit()
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     for a, b in zip(full.history, result.history, strict=True):
@@ -151,12 +153,12 @@ def test_a_users_own_check_names_the_key(tmp_path):
 
 
 def test_label_smoothing_with_a_loss_that_does_not_read_it_is_refused(make_cfg):
-    from mnistlab.settings import load_settings
+    from mnistlab.config import check
 
     sys.path.insert(0, str(EXAMPLES))
     cfg = make_cfg("regularization=label_smoothing", f"hydra.searchpath=[file://{EXAMPLES / 'conf'}]", "loss=focal")
     with pytest.raises(ConfigError, match="regularization.label_smoothing=0.1 would have no effect: loss focal_loss.FocalLoss"):
-        load_settings(cfg)
+        check(cfg)
 
 
 def test_a_folder_dataset_reads_colour_resizes_normalizes_and_fingerprints(tmp_path, mnist):
@@ -184,17 +186,17 @@ def test_a_folder_dataset_reads_colour_resizes_normalizes_and_fingerprints(tmp_p
 
 
 def test_a_changed_folder_refuses_a_resume(make_cfg, tmp_path, mnist):
-    from mnistlab import train
+    from mnistlab.runs import task
 
     root = write_folder(tmp_path / "images", classes=2, size=28, train=30, test=10, mnist=mnist)
     run = ["data=folder", f"data.root={root}", "model=mlp", "trainer.batch_size=20", "trainer.plots=false"]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    assert train.run(make_cfg(*run, "trainer.epochs=1"), run_dir)["status"] == "completed"
+    assert task.run(make_cfg(*run, "trainer.epochs=1"), run_dir)["status"] == "completed"
     Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(next((root / "train" / "one").iterdir()))
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     with pytest.raises(RunDirError, match="data.fingerprint: "):
-        train.run(make_cfg(*run, "trainer.epochs=2", "trainer.resume=true"), run_dir)
+        task.run(make_cfg(*run, "trainer.epochs=2", "trainer.resume=true"), run_dir)
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before  # refused: nothing written
 
 
@@ -208,7 +210,7 @@ def test_a_dataset_of_your_own_from_arrays(tmp_path, mnist):
     overrides = ("data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "trainer.plots=false")
     result = api.train(api.compose(*overrides, config_dir=EXAMPLES / "conf"), tmp_path / "run")
     assert result.summary["dataset"] == "npz" and result.summary["final_test_acc"] > 80
-    assert runfiles.read_config(tmp_path / "run").data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
+    assert files.read_config(tmp_path / "run").data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
 
 
 def test_digits_are_the_fixed_documented_split():
@@ -237,3 +239,82 @@ def test_lenet5_reaches_95_percent_on_three_classes_of_colour_digits_at_48x48(tm
     overrides = ("data=folder", f"data.root={root}", "data.image_size=48", "optimizer.lr=0.02", "trainer.plots=false")
     result = api.train(api.compose(*overrides), tmp_path / "folder")
     assert result.summary["final_test_acc"] >= 95 and result.model.features[0].in_channels == 3
+
+
+WATCH = '''
+import torch
+
+from mnistlab.training import Callback, Column
+
+
+class GradientWatch(Callback):
+    """Counts the steps whose gradients it sees between backward and step, and the largest gradient norm."""
+
+    def __init__(self):
+        self.steps = self.with_gradients = 0
+        self.largest = 0.0
+
+    def on_before_optimizer_step(self, trainer):
+        self.steps += 1
+        gradients = [p.grad for p in trainer.model.parameters()]
+        if all(g is not None for g in gradients):
+            self.with_gradients += 1
+            self.largest = max(self.largest, float(torch.nn.utils.get_total_norm(gradients)))
+
+    def on_epoch_end(self, trainer, row):
+        row |= {"watched_steps": self.steps, "steps_with_gradients": self.with_gradients, "largest_norm_seen": self.largest}
+        self.steps = self.with_gradients = 0
+        self.largest = 0.0
+
+    def columns(self, trainer):
+        return {name: Column(name.replace("_", " ")) for name in ("watched_steps", "steps_with_gradients", "largest_norm_seen")}
+'''
+
+
+def test_a_users_callback_sees_every_steps_gradients_and_gradient_clipping_works_through_the_same_hook(tmp_path):
+    """A callback from a user's --config-dir, after ours (callback=[grad_clip,watch]): it sees the gradients of each of
+    the 7 steps of each epoch, clipped to the max_norm, which they exceeded before clipping."""
+    (tmp_path / "mycallbacks.py").write_text(WATCH)
+    (tmp_path / "conf" / "callback").mkdir(parents=True)
+    (tmp_path / "conf" / "callback" / "watch.yaml").write_text("# @package callback.watch\n_target_: mycallbacks.GradientWatch\n")
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "model=mlp",
+        "callback=[grad_clip,watch]",
+        "callback.grad_clip.max_norm=0.5",
+        "trainer.epochs=2",
+        "trainer.limit_batches=7",
+        "trainer.plots=false",
+        f"hydra.run.dir={run_dir}",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = files.read_metrics(run_dir / "metrics.csv")
+    assert [(r["watched_steps"], r["steps_with_gradients"]) for r in rows] == [(7, 7), (7, 7)]
+    assert all(r["largest_norm_seen"] <= 0.5 * (1 + 1e-4) < r["grad_norm_max"] for r in rows)
+    summary = files.read_summary(run_dir)
+    assert summary["columns"]["grad_norm_max"] == {"label": "largest gradient norm", "higher_is_better": None, "digits": 3, "tested": False}
+
+
+def test_mnistlab_eval_without_a_runs_own_class_says_so_in_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    trained = run_cli(
+        "--config-dir",
+        str(EXAMPLES / "conf"),
+        "model=mlp",
+        "metric=ece",
+        "trainer.epochs=1",
+        "trainer.limit_batches=5",
+        "trainer.plots=false",
+        f"hydra.run.dir={run_dir}",
+        env={"PYTHONPATH": str(EXAMPLES)},
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    proc = run_cli(str(run_dir), script="mnistlab-eval", cwd=tmp_path)  # without examples/ on PYTHONPATH
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "mnistlab-eval: metric.ece._target_=ece.ExpectedCalibrationError cannot be imported (ModuleNotFoundError: "
+        "No module named 'ece'); the module that defines it must be on PYTHONPATH (or installed)"
+    )

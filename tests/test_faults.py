@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from mnistlab.runfiles import read_metrics, read_summary
+from mnistlab.runs.files import read_metrics, read_summary
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"]
 POINTS = ("step", "evaluate", "checkpoint", "metrics", "mid-write", "timed")

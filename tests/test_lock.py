@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from mnistlab import lock
 from mnistlab.errors import RunDirError
-from mnistlab.runfiles import read_metrics, read_summary
+from mnistlab.runs import lock
+from mnistlab.runs.files import read_metrics, read_summary
 
 RUN = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=300", "trainer.epochs=3")
 
@@ -46,7 +46,7 @@ def dead_pid() -> int:
 
 def test_a_held_directory_is_refused_naming_its_holder(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from mnistlab import lock; import time\nwith lock.hold({str(tmp_path)!r}): time.sleep(60)"]
+        [sys.executable, "-c", f"from mnistlab.runs import lock; import time\nwith lock.hold({str(tmp_path)!r}): time.sleep(60)"]
     )
     try:
         wait_for(lambda: lock.read_holder(tmp_path) is not None, holder, "a lock")

@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from conftest import run_cli, settings
-from mnistlab import extras, runfiles
-from mnistlab.engine import Trainer
-from mnistlab.loggers import CsvLogger, _needs
+from mnistlab import extras
+from mnistlab.config.identity import identity
 from mnistlab.models import MLP
-from mnistlab.schedules import constant
-from mnistlab.settings import identity
-from mnistlab.train import GuardedLogger
+from mnistlab.runs import files
+from mnistlab.runs.loggers import CsvLogger, GuardedLogger, _needs
+from mnistlab.runs.recorder import EpochRecorder
+from mnistlab.training.schedules import constant
+from mnistlab.training.trainer import Trainer
 
 FAST = ("model=mlp", "trainer.epochs=2", "trainer.limit_batches=20", "trainer.plots=false")
 
@@ -65,7 +66,7 @@ def test_an_mlflow_sweep_is_one_experiment_with_nested_runs(tmp_path):
         history = client.get_metric_history(child.info.run_id, "test_acc")
         assert [(m.step, m.value) for m in history] == list(zip(metrics["epoch"], metrics["test_acc"], strict=True))
         assert child.data.params["optimizer.lr"] == "0.05" and child.data.params["seed"] in ("0", "1")
-        summary = runfiles.read_summary(Path(run_dir))
+        summary = files.read_summary(Path(run_dir))
         assert child.data.metrics["final_test_acc"] == pytest.approx(summary["final_test_acc"])
         assert {"summary.json", "metrics.csv"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
 
@@ -78,10 +79,18 @@ class Broken(CsvLogger):
 def test_a_logger_that_fails_while_training_warns_once_and_the_run_completes(tiny_data, tmp_path, caplog):
     model = MLP()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    trainer = Trainer(model, optimizer, constant(optimizer, 4, 4), tiny_data, settings(epochs=3, batch_size=64), tmp_path)
     logger = GuardedLogger(Broken())
     logger.start(tmp_path, {}, 1, None)
-    trainer.on_epoch = logger.log_epoch
+    record = EpochRecorder(tmp_path, False, logger)
+    trainer = Trainer(
+        model,
+        optimizer,
+        constant(optimizer, 4, 4),
+        tiny_data,
+        settings(epochs=3, batch_size=64),
+        torch.nn.CrossEntropyLoss(),
+        record=record,
+    )
     with caplog.at_level(logging.WARNING, logger="mnistlab"):
         result = trainer.fit()
     assert result.status == "completed" and len(result.history) == 3
@@ -101,7 +110,7 @@ def test_a_logger_without_its_extra_says_what_to_install(monkeypatch):
 
 
 def test_every_column_and_result_reaches_the_loggers_by_its_name():
-    from mnistlab.loggers import results, scalar_name
+    from mnistlab.runs.loggers import results, scalar_name
 
     assert [scalar_name(c) for c in ("train_loss", "test_acc", "test_ece", "ema_test_acc", "lr", "seconds")] == [
         "loss/train",

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from conftest import compose_config, new_dir, run_cli, run_interrupted_then_resumed
-from mnistlab import train
 from mnistlab.errors import DataError, RunDirError
-from mnistlab.runfiles import read_summary
+from mnistlab.runs import task
+from mnistlab.runs.files import read_summary
 
 FAST = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=10", "trainer.batch_size=32")
 
@@ -46,7 +46,7 @@ def interrupted(tmp_path_factory):
         ("optimizer.lr=0.5", "optimizer.lr: 0.05 -> 0.5"),
         ("trainer.epochs=5", "trainer.epochs: 3 -> 5"),
         ("regularization.dropout=0.2", "model.dropout: 0.0 -> 0.2; regularization.dropout: 0.0 -> 0.2"),
-        ("scheduler=cosine", "scheduler._target_: mnistlab.schedules.onecycle -> mnistlab.schedules.cosine"),
+        ("scheduler=cosine", "scheduler._target_: mnistlab.training.schedules.onecycle -> mnistlab.training.schedules.cosine"),
         ("data.val_size=5000", "data.val_size: 0 -> 5000"),
         ("seed=7", "seed: 0 -> 7"),
         ("trainer.batch_size=64", "trainer.batch_size: 32 -> 64"),
@@ -56,7 +56,7 @@ def interrupted(tmp_path_factory):
 def test_resume_with_a_changed_setting_is_refused_naming_each_old_and_new_value(make_cfg, interrupted, change, message):
     before = fingerprint(interrupted)
     with pytest.raises(RunDirError, match="trained with other settings") as refused:
-        train.run(make_cfg(*FAST, "trainer.epochs=3", change, "trainer.resume=true"), interrupted)
+        task.run(make_cfg(*FAST, "trainer.epochs=3", change, "trainer.resume=true"), interrupted)
     assert message in str(refused.value)
     assert fingerprint(interrupted) == before
 
@@ -64,7 +64,7 @@ def test_resume_with_a_changed_setting_is_refused_naming_each_old_and_new_value(
 def test_a_resume_that_fails_before_training_leaves_the_records(make_cfg, interrupted):
     before = fingerprint(interrupted)
     with pytest.raises(DataError, match="MNIST files missing"):
-        train.run(make_cfg(*FAST, "trainer.epochs=3", "data.root=/nowhere", "data.download=false", "trainer.resume=true"), interrupted)
+        task.run(make_cfg(*FAST, "trainer.epochs=3", "data.root=/nowhere", "data.download=false", "trainer.resume=true"), interrupted)
     assert fingerprint(interrupted) == before
 
 
@@ -102,9 +102,9 @@ def test_a_launch_that_trained_nothing_can_be_replaced(make_cfg, tmp_path):
     """A failed first launch is recorded (the sweep report lists it); fixing the setting reuses the directory."""
     run_dir = new_dir(tmp_path / "run")
     with pytest.raises(Exception, match="optimizer.lr must be > 0"):
-        train.run(make_cfg(*FAST, "trainer.epochs=1", "optimizer.lr=0"), run_dir)
+        task.run(make_cfg(*FAST, "trainer.epochs=1", "optimizer.lr=0"), run_dir)
     assert read_summary(run_dir)["status"] == "failed" and (run_dir / ".hydra" / "config.yaml").is_file()
-    assert train.run(make_cfg(*FAST, "trainer.epochs=1"), run_dir)["status"] == "completed"
+    assert task.run(make_cfg(*FAST, "trainer.epochs=1"), run_dir)["status"] == "completed"
     assert yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"] == 0.05
 
 

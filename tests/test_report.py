@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from mnistlab.device import TORCH_THREADS
-from mnistlab.report import cli, write_report
+from mnistlab.commands.report import cli
+from mnistlab.reports.sweep import write_report
+from mnistlab.training.speed import TORCH_THREADS
 
 
 def fake_run(sweep, job, overrides, status="completed", acc=99.0, epochs=3, params=61_706, model=None):
@@ -64,8 +65,8 @@ def test_report_groups_over_seeds_and_lists_failures(sweep):
     assert len(summary) == 5 and list(summary["status"]) == ["completed", "completed", "completed", "failed", "unfinished"]
     assert summary.loc[3, ["final_test_acc"]].isna().all()
     comparison = pd.read_csv(sweep / "comparison.csv").set_index("model")
-    assert comparison.loc["lenet5", "final_test_acc_mean"] == pytest.approx(99.3)
-    assert comparison.loc["lenet5", "final_test_acc_std"] == pytest.approx(0.1414, abs=1e-3)
+    assert comparison.loc["lenet5", "final_test_acc.mean"] == pytest.approx(99.3)
+    assert comparison.loc["lenet5", "final_test_acc.std"] == pytest.approx(0.1414, abs=1e-3)
     assert comparison.loc["lenet5", "n"] == 2 and comparison.loc["mlp", "n"] == 1 and comparison.loc["mlp", "jobs"] == 3
     assert comparison.loc["mlp", "params"] == 109_386
     text = report.read_text()
@@ -107,7 +108,7 @@ def test_report_lists_unreadable_run_dirs_with_the_reason_and_reports_the_rest(s
     for job, (_, _, reason) in bad.items():
         assert table.loc[job, "status"] == "unreadable" and reason in table.loc[job, "error"], job
     comparison = pd.read_csv(sweep / "comparison.csv").set_index("model")
-    assert comparison.loc["lenet5", "final_test_acc_mean"] == pytest.approx(99.3)  # the readable runs, unchanged
+    assert comparison.loc["lenet5", "final_test_acc.mean"] == pytest.approx(99.3)  # the readable runs, unchanged
     assert "job 6 (model=lenet5, seed=6): unreadable: summary.json holds a list" in report.read_text()
 
 
@@ -132,7 +133,7 @@ def test_multirun_writes_the_report(tmp_path):
     proc = run_cli("-m", "model=lenet5,mlp", "seed=0,1", "trainer.epochs=1", "trainer.limit_batches=60", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     comparison = _assert_sweep_outputs(sweep_dir, 4, 2).set_index("model")
-    assert comparison.loc["lenet5", "final_test_acc_mean"] > 85 and comparison.loc["mlp", "params"] == 109_386
+    assert comparison.loc["lenet5", "final_test_acc.mean"] > 85 and comparison.loc["mlp", "params"] == 109_386
     job = sweep_dir / "model=lenet5,seed=0,trainer.epochs=1,trainer.limit_batches=60"  # named by its settings
     assert (job / "confusion.png").is_file() and (job / "mistakes.png").is_file()
     report_proc = run_cli(str(sweep_dir), script="mnistlab-report")
@@ -205,5 +206,5 @@ def test_seed_only_sweep_is_one_group(tmp_path):
     assert incomplete == 0
     comparison = pd.read_csv(tmp_path / "comparison.csv")
     assert len(comparison) == 1 and comparison.loc[0, "n"] == 3
-    assert comparison.loc[0, "final_test_acc_mean"] == pytest.approx(99.1)
+    assert comparison.loc[0, "final_test_acc.mean"] == pytest.approx(99.1)
     assert "3 jobs, 3 completed" in report.read_text()

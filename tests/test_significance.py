@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from conftest import run_cli
-from mnistlab.report import write_report
-from mnistlab.significance import Baseline, choose_baseline, compare_to_baseline, holm, holm_levels, mean_ci, seeds_needed
+from mnistlab.reports.statistics import Baseline, choose_baseline, compare_to_baseline, holm, holm_levels, mean_ci, seeds_needed
+from mnistlab.reports.sweep import write_report
 
 
 def test_mean_ci_is_students_t_interval():
@@ -125,9 +125,8 @@ def test_the_report_marks_what_is_significant(tmp_path):
     assert "+0.01 [" in dropout and "*" not in dropout.split("|")[7]
     assert augment.split("|")[8].strip() == "" and int(dropout.split("|")[8]) > 3  # the seeds its difference needs
     comparison = pd.read_csv(tmp_path / "comparison.csv")
-    assert {"final_test_acc_ci_low", "final_test_acc_ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "significant"} <= set(
-        comparison
-    )
+    statistics = ("ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "significant", "seeds_needed")
+    assert {f"final_test_acc.{name}" for name in statistics} | {"baseline", "test"} <= set(comparison)
     assert "Warning" not in text
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from mnistlab.runfiles import read_metrics, read_summary
+from mnistlab.runs.files import read_metrics, read_summary
 
 pytestmark = pytest.mark.slurm
 
@@ -138,8 +138,8 @@ def test_one_bad_job_does_not_sink_the_array(tmp_path):
 
 def test_a_lock_held_by_a_slurm_job_is_refused_while_it_runs_and_taken_over_after(tmp_path):
     """A run directory held by a SLURM job on another host: refused while the job runs, taken over once it ended."""
-    from mnistlab import lock
     from mnistlab.errors import RunDirError
+    from mnistlab.runs import lock
 
     submitted = subprocess.run(
         ["sbatch", "--parsable", "--wrap", "sleep 300", "-o", "/dev/null"], capture_output=True, text=True, check=True
@@ -165,12 +165,12 @@ def test_a_lock_held_by_a_slurm_job_is_refused_while_it_runs_and_taken_over_afte
 def test_a_study_runs_two_workers_as_one_array_sharing_its_journal(tmp_path):
     """hydra/launcher=slurm with n_jobs=2: one array of two workers; every trial once, no parameters twice."""
     optuna = pytest.importorskip("optuna")
-    from mnistlab import study
+    from mnistlab.studies import storage
 
     proc = sweep("hparams_search=lenet5_optuna", *FAST, "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2", sweep_dir=tmp_path)
     out = finish(proc)
     assert proc.returncode == 0, out[-3000:]
-    trials = optuna.load_study(study_name="lenet5_optuna", storage=study.open_storage(str(tmp_path / study.JOURNAL_FILE))).trials
+    trials = optuna.load_study(study_name="lenet5_optuna", storage=storage.open_storage(str(tmp_path / storage.JOURNAL_FILE))).trials
     assert [t.number for t in trials] == list(range(6))
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 6

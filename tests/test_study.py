@@ -23,16 +23,18 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState  # noqa: E402
 
 from conftest import ROOT, run_cli  # noqa: E402
-from mnistlab import study  # noqa: E402
 from mnistlab.errors import UserError  # noqa: E402
-from mnistlab.lock import Holder  # noqa: E402
+from mnistlab.runs.lock import Holder  # noqa: E402
+from mnistlab.studies.space import distribution, search_space  # noqa: E402
+from mnistlab.studies.storage import JOURNAL_FILE, PRUNERS, component, make_sampler, open_storage  # noqa: E402
+from mnistlab.studies.trials import fail_abandoned, finished, retried_from  # noqa: E402
 
 STUDY = ("hparams_search=lenet5_optuna", "model=mlp", "trainer.plots=false")
 SAMPLED = ["optimizer.lr", "regularization.weight_decay", "regularization.dropout", "trainer.batch_size"]
 
 
 def stored(sweep_dir: Path, name: str = "lenet5_optuna") -> list:
-    return optuna.load_study(study_name=name, storage=study.open_storage(str(sweep_dir / study.JOURNAL_FILE))).trials
+    return optuna.load_study(study_name=name, storage=open_storage(str(sweep_dir / JOURNAL_FILE))).trials
 
 
 def summaries(sweep_dir: Path) -> dict[int, dict]:
@@ -43,39 +45,39 @@ def summaries(sweep_dir: Path) -> dict[int, dict]:
 
 
 def test_hydra_sweep_syntax_becomes_optuna_distributions():
-    assert study.distribution("a", "tag(log, interval(0.005, 0.3))") == FloatDistribution(0.005, 0.3, log=True)
-    assert study.distribution("a", "interval(0, 0.5)") == FloatDistribution(0.0, 0.5)
-    assert study.distribution("a", "tag(int, interval(1, 10))") == IntDistribution(1, 10)
-    assert study.distribution("a", "range(2, 10, 2)") == IntDistribution(2, 8, step=2)
-    assert study.distribution("a", "tag(log, range(1, 100))") == IntDistribution(1, 99, log=True)
-    assert study.distribution("a", "choice(64, 128, adam)") == CategoricalDistribution([64, 128, "adam"])
-    assert study.distribution("a", "0.1") is None
+    assert distribution("a", "tag(log, interval(0.005, 0.3))") == FloatDistribution(0.005, 0.3, log=True)
+    assert distribution("a", "interval(0, 0.5)") == FloatDistribution(0.0, 0.5)
+    assert distribution("a", "tag(int, interval(1, 10))") == IntDistribution(1, 10)
+    assert distribution("a", "range(2, 10, 2)") == IntDistribution(2, 8, step=2)
+    assert distribution("a", "tag(log, range(1, 100))") == IntDistribution(1, 99, log=True)
+    assert distribution("a", "choice(64, 128, adam)") == CategoricalDistribution([64, 128, "adam"])
+    assert distribution("a", "0.1") is None
     with pytest.raises(UserError, match=r"hydra.sweeper.params.a: cannot read"):
-        study.distribution("a", "interval(0.1")
+        distribution("a", "interval(0.1")
 
 
 def test_the_command_line_adds_ranges_and_fixed_values_replace_ranges():
     params = {"optimizer.lr": "tag(log, interval(0.005, 0.3))", "trainer.batch_size": "choice(64, 128)", "seed": "3"}
-    space, fixed = study.search_space(params, ["regularization.dropout=interval(0, 0.5)", "trainer.batch_size=256"])
+    space, fixed = search_space(params, ["regularization.dropout=interval(0, 0.5)", "trainer.batch_size=256"])
     assert set(space) == {"optimizer.lr", "regularization.dropout"}
     assert fixed == ["seed=3", "trainer.batch_size=256"]
 
 
 def test_samplers_and_pruners_by_name_or_target_and_bad_names_name_the_key():
-    assert isinstance(study.component("median", study.PRUNERS, "k"), optuna.pruners.MedianPruner)
-    assert isinstance(study.component({"_target_": "optuna.pruners.NopPruner"}, study.PRUNERS, "k"), optuna.pruners.NopPruner)
+    assert isinstance(component("median", PRUNERS, "k"), optuna.pruners.MedianPruner)
+    assert isinstance(component({"_target_": "optuna.pruners.NopPruner"}, PRUNERS, "k"), optuna.pruners.NopPruner)
     with pytest.raises(UserError, match=r"hydra.sweeper.pruner: 'mean' is not one of median, hyperband, none"):
-        study.component("mean", study.PRUNERS, "hydra.sweeper.pruner")
+        component("mean", PRUNERS, "hydra.sweeper.pruner")
     with pytest.raises(UserError, match=r"hydra.sweeper.pruner \(optuna.pruners.MedianPruner\)"):
-        study.component({"_target_": "median", "n_startup_trials": -1}, study.PRUNERS, "hydra.sweeper.pruner")
+        component({"_target_": "median", "n_startup_trials": -1}, PRUNERS, "hydra.sweeper.pruner")
     # one worker of a first launch keeps its seed; every other (stored, worker) draws another stream
     x = FloatDistribution(0, 1)
     draws = {
-        study.make_sampler({"_target_": "random", "seed": 0}, s, w).sample_independent(None, None, "x", x)
+        make_sampler({"_target_": "random", "seed": 0}, s, w).sample_independent(None, None, "x", x)
         for s, w in [(0, 0), (0, 1), (1, 0), (2, 1)]
     }
     assert len(draws) == 4
-    first = study.make_sampler({"_target_": "random", "seed": 0}, 0, 0).sample_independent(None, None, "x", x)
+    first = make_sampler({"_target_": "random", "seed": 0}, 0, 0).sample_independent(None, None, "x", x)
     assert first == optuna.samplers.RandomSampler(seed=0).sample_independent(None, None, "x", x)
 
 
@@ -83,7 +85,7 @@ def test_samplers_and_pruners_by_name_or_target_and_bad_names_name_the_key():
 
 
 def test_a_running_trial_whose_worker_died_is_failed_and_its_parameters_queued_again(tmp_path):
-    storage = study.open_storage(str(tmp_path / "s.journal"))
+    storage = open_storage(str(tmp_path / "s.journal"))
     s = optuna.create_study(storage=storage, study_name="s", direction="maximize")
     space = {"x": FloatDistribution(0, 1)}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -93,14 +95,14 @@ def test_a_running_trial_whose_worker_died_is_failed_and_its_parameters_queued_a
         lost, running = s.ask(space), s.ask(space)
         lost.set_user_attr("worker", {**Holder().__dict__, "pid": dead.pid})
         running.set_user_attr("worker", {**Holder().__dict__, "pid": alive.pid})
-        assert study.fail_abandoned(s, max_retry=1) == 1
+        assert fail_abandoned(s, max_retry=1) == 1
         trials = s.get_trials()
         assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
-        assert study.retried_from(trials[2]) == 0
+        assert retried_from(trials[2]) == 0
         retry = s.ask(space)
         assert retry.number == 2 and retry.params == lost.params
         s.tell(retry, 0.5)
-        assert study.finished(s.get_trials()) == 1  # trial 0 counts through its retry
+        assert finished(s.get_trials()) == 1  # trial 0 counts through its retry
     finally:
         alive.kill()
 
@@ -211,7 +213,7 @@ def test_a_killed_study_fails_its_running_trial_and_a_relaunch_retries_it(tmp_pa
     assert f"trial 0 failed: PID {proc.pid} no longer runs on {socket.gethostname()}" in done.stdout + done.stderr
     trials = stored(sweep_dir)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
-    retry = next(t for t in trials if study.retried_from(t) == 0)
+    retry = next(t for t in trials if retried_from(t) == 0)
     assert retry.params == killed.params
     assert summaries(sweep_dir)[retry.number]["status"] == "completed"
     table = pd.read_csv(sweep_dir / "trials.csv").set_index("trial")

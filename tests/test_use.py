@@ -14,10 +14,13 @@ from PIL import Image
 from benchmarks.rendered_digits import render_test_digits
 from conftest import ROOT, run_cli
 from mnistlab import api
-from mnistlab.data import load_mnist
+from mnistlab.commands.predict import classify
+from mnistlab.data import Idx
+from mnistlab.data.idx import load_mnist
+from mnistlab.data.pictures import preprocess, to_mnist
 from mnistlab.errors import ConfigError, DataError
-from mnistlab.idx import MNIST
-from mnistlab.predict import classify, preprocess, to_mnist
+
+MNIST_DATASET = Idx()  # its normalization, as a run of it has
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def test_api_returns_the_trained_model_summary_and_metrics(trained, mnist):
     assert trained.summary["status"] == "completed" and trained.summary["model"] == "lenet5"
     assert list(trained.metrics["epoch"]) == [1] and trained.summary["final_test_acc"] > 95
     with torch.inference_mode():
-        logits = trained.model.cpu()(MNIST.normalize(mnist.test_images))
+        logits = trained.model.cpu()(MNIST_DATASET.normalize(mnist.test_images))
     accuracy = 100.0 * (logits.argmax(1) == mnist.test_labels).float().mean().item()
     assert accuracy == pytest.approx(trained.summary["final_test_acc"], abs=0.01)  # the very model that was scored
 
@@ -134,7 +137,7 @@ def test_exports_give_the_pytorch_models_logits(trained, mnist, tmp_path):
 
     pixels = mnist.test_images[-64:].unsqueeze(1).float() / 255.0  # images the export check did not use, another batch size
     with torch.inference_mode():
-        expected = trained.model.cpu()(MNIST.normalize(mnist.test_images[-64:])).numpy()
+        expected = trained.model.cpu()(MNIST_DATASET.normalize(mnist.test_images[-64:])).numpy()
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(["logits"], {"pixels": pixels.numpy()})[0], expected, atol=1e-4)
     program = torch.export.load(str(tmp_path / "model.pt2")).module()

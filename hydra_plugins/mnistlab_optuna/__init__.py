@@ -1,7 +1,7 @@
 """mnistlab's Optuna sweeper: ``hydra/sweeper=study``, which the ``hparams_search`` presets select.
 
 Hydra takes sweepers only from its plugin package, so the class is here; what its workers do is
-:mod:`mnistlab.study`. One worker runs in this process; ``hydra.sweeper.n_jobs=K`` starts K worker processes
+:mod:`mnistlab.studies`. One worker runs in this process; ``hydra.sweeper.n_jobs=K`` starts K worker processes
 here, and ``hydra/launcher=slurm`` starts K workers as one SLURM job array. They share the study's storage, and
 each takes a new trial as soon as it finishes one.
 """
@@ -62,8 +62,9 @@ class StudySweeper(Sweeper):
             sys.exit(err.exit_code)
 
     def _sweep(self, arguments: list[str]) -> Sequence[Sequence[JobReturn]]:
-        from mnistlab import extras, study
+        from mnistlab import extras
         from mnistlab.errors import UserError
+        from mnistlab.studies import space, storage, trials, worker
 
         extras.require("optuna", "hydra/sweeper=study")
         keys = self.keys
@@ -73,15 +74,15 @@ class StudySweeper(Sweeper):
         if keys["direction"] not in ("maximize", "minimize"):
             raise UserError(f"hydra.sweeper.direction: maximize or minimize, got {keys['direction']!r}")
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        space, fixed = study.search_space(keys["params"], arguments)
-        study.make_sampler(keys["sampler"], 0, 0)  # refused here, before the sweep directory exists
-        study.component(keys["pruner"], study.PRUNERS, "hydra.sweeper.pruner")
+        space, fixed = space.search_space(keys["params"], arguments)
+        storage.make_sampler(keys["sampler"], 0, 0)  # refused here, before the sweep directory exists
+        storage.component(keys["pruner"], storage.PRUNERS, "hydra.sweeper.pruner")
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        plan = study.StudyPlan(
+        plan = worker.StudyPlan(
             name=keys["study_name"] or "study",
             direction=keys["direction"],
-            storage=study.storage_address(keys["storage"], sweep_dir),
+            storage=storage.storage_address(keys["storage"], sweep_dir),
             n_trials=keys["n_trials"],
             space=space,
             fixed=fixed,
@@ -93,14 +94,14 @@ class StudySweeper(Sweeper):
         opened = plan.load()
         if opened.direction.name.lower() != plan.direction:
             raise UserError(f"hydra.sweeper.direction: study {plan.name} in {plan.storage} was created to {opened.direction.name.lower()}")
-        done = study.finished(opened.trials)
+        done = trials.finished(opened.trials)
         log.info("study %s (%s): %d of %d trials finished; storage %s", plan.name, plan.direction, done, plan.n_trials, plan.storage)
-        worker = study.Worker(plan, self.hydra_context, self.task_function, self.config)
+        runner = worker.Worker(plan, self.hydra_context, self.task_function, self.config)
         launcher = str(self.config.hydra.launcher.get("_target_", ""))
         if keys["n_jobs"] > 1 or "submitit" in launcher.lower() or "mnistlab_launchers" in launcher:
-            self._run_workers(worker, keys["n_jobs"], plan, opened)
+            self._run_workers(runner, keys["n_jobs"], plan, opened)
         else:
-            worker(0, 1)
+            runner(0, 1)
         self._write_results(plan, sweep_dir)
         return []
 
@@ -108,8 +109,6 @@ class StudySweeper(Sweeper):
         """``count`` workers as processes here, or as one SLURM job array; waits for all of them."""
         import submitit
         from hydra.core.singleton import Singleton
-
-        from mnistlab import study
 
         launcher = OmegaConf.to_container(self.config.hydra.launcher, resolve=True)
         on_slurm = "slurm" in str(launcher.get("_target_", "")).lower()
@@ -128,7 +127,7 @@ class StudySweeper(Sweeper):
         try:
             while not all(job.done() for job in jobs):
                 time.sleep(2)
-                line = _progress(opened, plan.n_trials, study)
+                line = _progress(opened, plan.n_trials)
                 if line != last:
                     log.info("%s", line)
                     last = line
@@ -171,14 +170,16 @@ def _slurm_parameters(launcher: dict[str, Any], count: int, name: str) -> dict[s
     return out
 
 
-def _progress(opened: Any, n_trials: int, study: Any) -> str:
+def _progress(opened: Any, n_trials: int) -> str:
     from optuna.trial import TrialState
+
+    from mnistlab.studies.trials import finished
 
     trials = opened.get_trials(deepcopy=False)
     counts = {state: sum(t.state == state for t in trials) for state in (TrialState.RUNNING, TrialState.PRUNED, TrialState.FAIL)}
     complete = [t.value for t in trials if t.state == TrialState.COMPLETE]
     best = f", best {max(complete) if opened.direction.name == 'MAXIMIZE' else min(complete):.2f}" if complete else ""
     return (
-        f"study {opened.study_name}: {study.finished(trials)}/{n_trials} finished ({len(complete)} complete, "
+        f"study {opened.study_name}: {finished(trials)}/{n_trials} finished ({len(complete)} complete, "
         f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed), {counts[TrialState.RUNNING]} running{best}"
     )

@@ -1,0 +1,74 @@
+"""Your own images in a folder (``data=folder data.root=DIR``): one sub-folder per class, for each split."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mnistlab.data.dataset import Dataset, Images
+from mnistlab.errors import ConfigError, DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+class Folder(Dataset):
+    """Your own images: ``<root>/train/<class>/*.png`` and ``<root>/test/<class>/*.png`` (any format PIL reads).
+
+    Any size, resized to ``image_size``; grey, or 3 channels when any image has colour. Classes are the
+    folder names, sorted. The fingerprint is a SHA-256 over every file's path and bytes.
+    """
+
+    name, title = "folder", "image folder"
+
+    def __init__(self, root: str | None = None, **common: Any):
+        if not root:
+            raise ConfigError("data.root must name the folder holding train/<class>/ and test/<class>/ (data=folder data.root=DIR)")
+        self.root = root
+        super().__init__(**common)
+
+    def _files(self, split: str) -> dict[str, list[Path]]:
+        folder = Path(self.root).expanduser() / split
+        if not folder.is_dir():
+            raise DataError(
+                f"{folder} is missing: data=folder reads {Path(self.root) / 'train'}/<class>/ and {Path(self.root) / 'test'}/<class>/"
+            )
+        classes = {
+            d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) for d in sorted(folder.iterdir()) if d.is_dir()
+        }
+        empty = [name for name, files in classes.items() if not files]
+        if len(classes) < 2 or empty:
+            raise DataError(f"{folder} must hold a folder of images per class (at least 2); {', '.join(empty) or 'none'} holds none")
+        return classes
+
+    def read(self) -> Images:
+        from PIL import Image, UnidentifiedImageError
+
+        splits = {split: self._files(split) for split in ("train", "test")}
+        classes = tuple(splits["train"])
+        if tuple(splits["test"]) != classes:
+            raise DataError(f"{self.root}: test/ has the classes {list(splits['test'])}, train/ has {list(classes)}")
+        digest, arrays, labels = hashlib.sha256(), {}, {}
+        for split, by_class in splits.items():
+            pictures, targets = [], []
+            for label, (name, files) in enumerate(by_class.items()):
+                for path in files:
+                    raw = path.read_bytes()
+                    digest.update(f"{split}/{name}/{path.name}:".encode() + hashlib.sha256(raw).digest())
+                    try:
+                        with Image.open(path) as image:
+                            rgb = image.convert("RGB").resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
+                    except (OSError, UnidentifiedImageError) as err:
+                        raise DataError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from err
+                    pictures.append(np.asarray(rgb, dtype=np.uint8))
+                    targets.append(label)
+            arrays[split], labels[split] = np.stack(pictures), torch.tensor(targets)
+        colour = any(((a[..., 0] != a[..., 1]) | (a[..., 1] != a[..., 2])).any() for a in arrays.values())
+        tensors = {
+            s: torch.from_numpy(a).permute(0, 3, 1, 2) if colour else torch.from_numpy(a[..., :1]).permute(0, 3, 1, 2)
+            for s, a in arrays.items()
+        }
+        return Images(tensors["train"], labels["train"], tensors["test"], labels["test"], classes, digest.hexdigest()[:16])
