@@ -1,7 +1,4 @@
-"""mnistlab: a Hydra-configured PyTorch framework for MNIST-like datasets.
-
-From Python: ``from mnistlab import api`` (compose a config, train, load a trained run). Importing mnistlab
-changes nothing global: no environment variable, no matplotlib backend, no logging handler.
-"""
+"""mnistlab: a Hydra-configured PyTorch framework for MNIST-like datasets; docs/layout.md draws its layers.
+From Python: ``from mnistlab import api``. Importing mnistlab changes nothing global."""
 
 __version__ = "0.1.0"

@@ -1,14 +1,5 @@
-"""The ``technique`` group: what happens to a training batch ``(x, y)`` on the device before the model sees it.
-
-A technique is a callable ``technique(x, y, generator) -> (x, y)``: normalized images (N, C, H, W) and labels,
-either class indices (N,) or class probabilities (N, classes), the form mixup makes. It draws its randomness
-from ``generator``, the run's own stream, which checkpoints carry: a resumed run draws what an uninterrupted
-one would. Ours is the random warp (``technique.random_warp``, set by ``regularization.augment``), first; yours
-follow in the order given (``technique=[mixup,cutout]`` with ``--config-dir examples/conf``).
-
-Techniques run before the training step, outside a captured CUDA graph, so any technique works with
-``trainer.cuda_graph``: batches whose shape or dtype differ from the captured one run eagerly.
-"""
+"""The ``technique`` group: what happens to a training batch on the device before the model sees it; ours is
+the random warp of ``regularization.augment`` (``technique.random_warp``), always first."""
 
 from __future__ import annotations
 
@@ -19,6 +10,10 @@ import torch
 from mnistlab.training.techniques.random_warp import RandomWarp
 
 Technique = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+"""``technique(x, y, generator) -> (x, y)``: normalized images (N, C, H, W) and labels, class indices (N,) or class
+probabilities (N, classes) as mixup makes them. Randomness comes from ``generator``, the run's own stream, which
+checkpoints carry, so a resumed run draws what an uninterrupted one would. Techniques run before the training step,
+outside a captured CUDA graph, so any technique works with ``trainer.cuda_graph``."""
 
 
 def hard_labels(y: torch.Tensor) -> torch.Tensor:
