@@ -2,7 +2,8 @@
 
 EXIT_BUG = 1  # an unexpected exception, shown with its traceback
 EXIT_BAD_INPUT = 2  # a setting, a data file, a checkpoint or a run directory (UserError)
-EXIT_DIVERGED = 3  # the training loss became NaN or infinite
+EXIT_NOT_LEARNED = 3  # the run learned nothing: its loss became NaN or infinite (diverged), or stayed at chance (collapsed)
+NOT_LEARNED = ("diverged", "collapsed")  # the statuses of exit 3
 EXIT_OUTPUT = 4  # a run file cannot be written (OutputError): a full disk, a read-only folder
 EXIT_SWEEP_INCOMPLETE = 5  # a sweep ran to its end, but its report lists jobs without a result
 EXIT_STOPPED = {"interrupted": 130, "terminated": 143}  # Ctrl-C, SIGTERM

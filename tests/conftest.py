@@ -47,8 +47,8 @@ def make_cfg():
 
 
 def settings(**trainer) -> TrainerSettings:
-    """The ``trainer`` group for a Trainer built by hand: its fields as keywords (progress bar off)."""
-    return TrainerSettings(**{"progress": False, **trainer})
+    """The ``trainer`` group for a Trainer built by hand: its fields as keywords (progress bar off, an epoch one pass)."""
+    return TrainerSettings(**{"progress": False, "min_steps_per_epoch": None, **trainer})
 
 
 NOISE = Dataset(channels=1, num_classes=10, mean=[0.0], std=[1.0])  # what tiny_data's 'images' are: already standardized

@@ -58,13 +58,21 @@ def test_version_is_mnistlabs(tmp_path):
     assert "torch " in proc.stdout and "Hydra" not in proc.stdout
 
 
-def test_bad_value_fails_before_training(tmp_path):
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["regularization.dropout=1.5"], "mnistlab: regularization.dropout must be < 1, got 1.5"),
+        (
+            ["data=folder", "data.root=/nowhere"],
+            "mnistlab: /nowhere/train is missing: data=folder reads /nowhere/train/<class>/ and /nowhere/test/<class>/",
+        ),
+    ],
+)
+def test_a_refused_run_is_one_line_and_leaves_no_directory(tmp_path, overrides, message):
     run_dir = tmp_path / "bad"
-    proc = run_cli("regularization.dropout=1.5", f"hydra.run.dir={run_dir}")
-    assert proc.returncode == 2
-    assert "regularization.dropout must be < 1, got 1.5" in proc.stdout + proc.stderr
-    assert not (run_dir / "metrics.csv").exists()
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    proc = run_cli(*overrides, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 2 and proc.stderr.strip() == message
+    assert not run_dir.exists()
 
 
 def test_two_runs_in_the_same_second_get_distinct_directories(tmp_path):

@@ -142,11 +142,12 @@ def test_mixup_and_cutout_draw_from_the_generator_they_are_given():
     assert torch.equal(same, y) and (hidden >= 25).all() and (hidden <= 100).all()  # a 10x10 square, clipped at the border
 
 
-def test_a_users_own_check_names_the_key(tmp_path):
+def test_a_users_own_check_names_the_key_before_the_data_are_read(tmp_path):
     from mnistlab import api
 
     example("mixup")  # examples/ on the path, as PYTHONPATH=. puts it
-    cfg = api.compose("technique=mixup", "technique.mixup.alpha=-1", config_dir=EXAMPLES / "conf")
+    overrides = ("technique=mixup", "technique.mixup.alpha=-1", "data.root=/nowhere", "data.download=false")  # no data there
+    cfg = api.compose(*overrides, config_dir=EXAMPLES / "conf")
     with pytest.raises(ConfigError, match=re.escape("technique.mixup (mixup.Mixup): alpha must be >= 0, got -1")):
         api.train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.csv").exists()

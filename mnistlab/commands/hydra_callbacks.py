@@ -1,4 +1,5 @@
-"""Hydra callbacks: refuse an output directory that cannot be written, and report a sweep when it ends."""
+"""Hydra callbacks: refuse an output directory that cannot be written, follow a sweep's jobs as they end, and
+report the sweep when it ends."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def check_writable(folder: Path) -> str | None:
     """Create ``folder`` and a file in it; returns why that fails, or None."""
     probe = folder / ".mnistlab-write-test"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)  # Hydra creates it next
         probe.write_bytes(b"")
     except OSError as err:
         return f"cannot write the output directory {folder}: {err.strerror or err}"
@@ -31,7 +32,8 @@ def check_writable(folder: Path) -> str | None:
 
 
 class WritableOutput(Callback):
-    """Checks the run or sweep directory before Hydra creates it, so a bad one costs one line, not a traceback."""
+    """Checks a single run's settings, then the run or sweep directory, before Hydra creates it: bad input costs one
+    line and leaves no directory behind."""
 
     def _check(self, folder: Any) -> None:
         problem = check_writable(Path(str(folder)))
@@ -40,6 +42,13 @@ class WritableOutput(Callback):
             sys.exit(EXIT_OUTPUT)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnistlab.config import check
+
+        try:
+            check(config)  # again in the run, with the data; a sweep's jobs are checked there, each recorded
+        except UserError as err:
+            print(f"mnistlab: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)
         self._check(config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -59,14 +68,24 @@ def _sweep_logger(config: DictConfig) -> tuple[type, dict[str, Any]] | None:
 
 
 class SweepReport(Callback):
-    """Aggregates every job's run files (not in-memory returns, which remote launchers drop).
+    """Prints a line as each job ends (:mod:`mnistlab.reports.progress`), then aggregates every job's run files (not
+    in-memory returns, which remote launchers drop).
 
     The sweep exits non-zero when its report lists jobs without a result (5), when no job ran (2), or when no
     report could be written (1, or 4 for a disk that refuses it), with one line saying why.
     It also starts and finishes what the logger keeps per sweep (MLflow's parent run).
     """
 
+    def __init__(self) -> None:
+        self.progress: Any = None
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnistlab.reports.plan import planned
+        from mnistlab.reports.progress import SweepProgress
+
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        names, total = planned(config.hydra)
+        self.progress = SweepProgress(sweep_dir, names, total).start()
         logger = _sweep_logger(config)
         if logger is not None:
             sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
@@ -78,6 +97,8 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        if self.progress is not None:
+            self.progress.stop()
         try:
             from mnistlab.reports.sweep import write_report
 

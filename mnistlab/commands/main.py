@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from mnistlab import extras, paths
 from mnistlab.config import register
-from mnistlab.errors import EXIT_DIVERGED, EXIT_STOPPED, UserError, stop_status
+from mnistlab.errors import EXIT_NOT_LEARNED, EXIT_STOPPED, NOT_LEARNED, UserError, stop_status
 from mnistlab.runs import files
 from mnistlab.runs.launch import Job, sigterm_as_interrupt
 
@@ -49,8 +49,8 @@ def main(cfg: DictConfig) -> float:
         raise
     if summary["status"] in EXIT_STOPPED:  # a sweep stops too: Ctrl-C and SIGTERM mean "stop now"
         sys.exit(EXIT_STOPPED[summary["status"]])
-    if summary["status"] == "diverged" and not multirun:
-        sys.exit(EXIT_DIVERGED)
+    if summary["status"] in NOT_LEARNED and not multirun:
+        sys.exit(EXIT_NOT_LEARNED)
     return objective(summary)
 
 

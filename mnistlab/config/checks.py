@@ -8,6 +8,7 @@ validation split, a warm-up longer than the run).
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -55,6 +56,8 @@ def check(cfg: DictConfig) -> RunConfig:
         raise ConfigError(str(err)) from err
     config = RunConfig(resolved(cfg), typed["trainer"], typed["regularization"], seed, cfg)
     dataset = build(config.cfg.data, "data")  # its own checks (data.name, data.root); nothing is read
+    dataset.check()  # a folder's layout
+    _build_early(cfg, config)
     reg = config.regularization
     needs_val = [key for key, on in (("keep_best", reg.keep_best), ("early_stopping_patience", reg.early_stopping_patience)) if on]
     if needs_val and not config.val_size:
@@ -68,6 +71,21 @@ def check(cfg: DictConfig) -> RunConfig:
     if warmup is not None and warmup > config.trainer.epochs:
         raise ConfigError(f"scheduler.warmup_epochs must be <= trainer.epochs ({config.trainer.epochs}), got {warmup}")
     return config
+
+
+EARLY = ("model", "loss", "technique", "callback", "metric")  # built once here, for their own checks, where the data allow
+FACT = re.compile(r"\$\{data\.(\w+)\}")
+
+
+def _build_early(cfg: DictConfig, config: RunConfig) -> None:
+    """Build each part whose arguments are known before the data are read (none of the data's facts it reads is still
+    unknown), so that its own checks (``technique.mixup.alpha=-1``) refuse a launch before anything is read."""
+    for key, node in targets(cfg).items():
+        if key.split(".")[0] not in EARLY:
+            continue
+        facts = FACT.findall(str(OmegaConf.to_container(node, resolve=False)))
+        if all(config.cfg.data.get(fact) is not None for fact in facts):
+            build(OmegaConf.select(config.cfg, key), key)
 
 
 def _check_schema_keys(node: DictConfig, schema: type, prefix: str) -> None:

@@ -60,6 +60,9 @@ class TrainerSettings(Checked):
     batch_size: int = ranged(128, ge=1)
     eval_batch_size: int = ranged(2000, ge=1)  # larger: faster on a GPU, more memory
     limit_batches: int | None = ranged(None, ge=1)  # train on at most this many batches per epoch (quick checks); evaluation stays whole
+    min_steps_per_epoch: int | None = ranged(
+        100, ge=1
+    )  # a small training split repeats its shuffled passes until an epoch has this many steps (null: one pass)
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     threads: int | None = ranged(None, ge=1)  # CPU threads for torch (null: torch's default, or the launcher's share)
     progress: bool = True  # tqdm bar per epoch when stderr is a terminal

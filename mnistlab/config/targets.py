@@ -49,7 +49,14 @@ ARGUMENT_RANGES: dict[str, dict[str, dict[str, float]]] = {
         "T_max": {"ge": 1},
         "eta_min": {"ge": 0},
     },
-    "callback": {"max_norm": {"gt": 0}, "norm_type": {"gt": 0}},
+    "callback": {
+        "max_norm": {"gt": 0},
+        "norm_type": {"gt": 0},
+        "patience": {"ge": 1},
+        "min_steps": {"ge": 0},
+        "loss_ratio": {"gt": 0, "le": 1},
+        "margin": {"ge": 0, "lt": 1},
+    },
 }
 
 

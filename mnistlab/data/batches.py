@@ -58,7 +58,17 @@ def shuffled_batches(split: Split, batch_size: int, generator: torch.Generator) 
         yield split.images[idx], split.labels[idx]
 
 
-def steps_per_epoch(n: int, batch_size: int, limit: int | None = None) -> int:
-    """Training steps in one epoch of ``n`` images, at most ``limit``."""
-    steps = -(-n // batch_size)
+def epoch_batches(split: Split, batch_size: int, generator: torch.Generator, steps: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` batches: one shuffled pass after another (:func:`shuffled_batches`) until that many are taken."""
+    while steps > 0:
+        for batch in shuffled_batches(split, batch_size, generator):
+            yield batch
+            steps -= 1
+            if steps == 0:
+                return
+
+
+def steps_per_epoch(n: int, batch_size: int, limit: int | None = None, minimum: int | None = None) -> int:
+    """Training steps in one epoch of ``n`` images: one pass, or as many passes as ``minimum`` steps take; at most ``limit``."""
+    steps = max(-(-n // batch_size), minimum or 0)
     return min(steps, limit) if limit else steps

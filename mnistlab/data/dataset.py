@@ -66,6 +66,9 @@ class Dataset:
 
     # -- what a subclass provides
 
+    def check(self) -> None:
+        """Cheap checks of what :meth:`read` will read (a folder's layout), before anything is; raises DataError."""
+
     def read(self) -> Images:
         """The images at any size, as uint8 (N, C, H, W) or (N, H, W); raises DataError saying what is wrong."""
         raise NotImplementedError

@@ -44,6 +44,10 @@ class Folder(Dataset):
             raise DataError(f"{folder} must hold a folder of images per class (at least 2); {', '.join(empty) or 'none'} holds none")
         return classes
 
+    def check(self) -> None:
+        for split in ("train", "test"):
+            self._files(split)
+
     def read(self) -> Images:
         from PIL import Image, UnidentifiedImageError
 

@@ -1,7 +1,8 @@
 """Runs read into tables: every job's overrides, summary and per-epoch history, whatever state its files are in.
 
-A run whose files cannot be read is listed as ``unreadable`` with the reason, and has no result; a run another
-launch trains now is ``in use``.
+A run whose files cannot be read is listed as ``unreadable`` with the reason, and has no result; a run a live
+process trains now is ``running``, one whose process is gone ``unfinished``, and a job its sweep has not started
+``pending``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnistlab.config.identity import is_execution_key
+from mnistlab.config.identity import is_execution_key, job_dirname
 from mnistlab.reports.columns import declared_columns
 from mnistlab.runs import lock
 from mnistlab.runs.files import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
@@ -70,8 +71,15 @@ def _job_order(run_dir: Path, summary: dict[str, Any]) -> tuple:
     return (number, run_dir.name)
 
 
-def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """One row per run (overrides as columns), the per-epoch histories, and the override keys.
+def overrides_of(job: Sequence[str]) -> dict[str, str]:
+    """A job's overrides as ``{key: value}``, Hydra's own (``hydra.*``) left out."""
+    pairs = (item.split("=", 1) for item in job if "=" in item)
+    return {key.lstrip("+~"): value for key, value in pairs if not key.lstrip("+~").startswith("hydra.")}
+
+
+def load_runs(run_dirs: Sequence[Path], pending: Sequence[Sequence[str]] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """One row per run (overrides as columns), then one per ``pending`` job (its overrides), the per-epoch histories,
+    and the override keys.
 
     The table's ``attrs["columns"]`` holds the report's columns (:func:`declared_columns`); a result exists only
     for a completed run.
@@ -82,9 +90,9 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
     rows, histories, keys = [], [], []
     for run_dir, overrides, summary, history, problems in runs:
         keys += [k for k in overrides if k not in keys]
-        status = "unreadable" if problems else summary.get("status") or ("unfinished" if history.empty else "running")
-        if status in ("running", "unfinished") and lock.in_use(run_dir):
-            status = "in use"  # another launch trains in it now
+        status = "unreadable" if problems else summary.get("status") or "running"
+        if status == "running":
+            status = "running" if lock.in_use(run_dir) else "unfinished"  # a live process trains it, or it was killed
         row = {"job": run_dir.name, "model": summary.get("model"), **overrides, "status": status, "params": summary.get("params")}
         row["epochs_run"] = summary.get("epochs_run", len(history))
         for column in columns:
@@ -92,11 +100,15 @@ def load_runs(run_dirs: Sequence[Path]) -> tuple[pd.DataFrame, pd.DataFrame, lis
         if row["final_train_acc"] is not None and row["final_test_acc"] is not None:
             row["gap"] = row["final_train_acc"] - row["final_test_acc"]
         row |= {key: summary.get(key) for key in ("study", "trial", "objective")}
-        row["error"] = "; ".join(problems) if problems else summary.get("error")
+        row["error"] = "; ".join(problems) if problems else summary.get("error") or summary.get("collapsed")
         row["run_dir"] = str(run_dir)
         rows.append(row)
         if not history.empty:
             histories.append(history.assign(job=run_dir.name, run_dir=str(run_dir), status=status, **overrides))
+    for job in pending:
+        overrides = overrides_of(job)
+        keys += [k for k in overrides if k not in keys]
+        rows.append({"job": job_dirname(job), **overrides, "status": "pending", "error": None, "run_dir": None})
     table = pd.DataFrame(rows)
     for key in [c.key for c in columns] + ["params"]:
         table[key] = pd.to_numeric(table[key], errors="coerce")

@@ -8,16 +8,26 @@ from pathlib import Path
 
 import pandas as pd
 
+from mnistlab.config.identity import job_dirname
 from mnistlab.errors import NoRunsError
 from mnistlab.reports import sweep_figures
 from mnistlab.reports.collect import fill_keys, find_runs, group_keys, group_label, load_runs
 from mnistlab.reports.columns import PRIMARY, stat
 from mnistlab.reports.comparison import compare
 from mnistlab.reports.markdown import comparison_markdown
+from mnistlab.reports.plan import grid_jobs, recorded
 from mnistlab.reports.statistics import ALPHA, choose_baseline
 from mnistlab.reports.study import write_study_report
 
 log = logging.getLogger(__name__)
+
+
+def not_started(paths: Sequence[str | Path], run_dirs: Sequence[Path]) -> list[list[str]]:
+    """The jobs of a grid sweep (one sweep directory given) that have no directory yet: a sweep still running."""
+    hydra = recorded(Path(paths[0])) if len(paths) == 1 else None
+    jobs = grid_jobs(hydra) if hydra is not None else None
+    names = {run_dir.name for run_dir in run_dirs}
+    return [job for job in jobs or [] if job_dirname(job) not in names]
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None, baseline: str | None = None) -> tuple[Path, int]:
@@ -33,7 +43,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
         )
     out = Path(out_dir) if out_dir else (Path(paths[0]) if len(paths) == 1 and not (Path(paths[0]) / ".hydra").is_dir() else Path("."))
     out.mkdir(parents=True, exist_ok=True)
-    table, histories, keys = load_runs(run_dirs)
+    table, histories, keys = load_runs(run_dirs, not_started(paths, run_dirs))
     if table["study"].notna().any():
         return write_study_report(table, histories, keys, out)
     swept = group_keys(table, keys)

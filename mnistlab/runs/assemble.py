@@ -69,7 +69,7 @@ def build_trainer(config: RunConfig, dataset: Dataset, images: Images, run_dir: 
     facts = {"model": job.model or type(model).__name__, "dataset": dataset.name, "params": count_parameters(model)}
     model = prepare_model(model, settings, device)
     optimizer = make_optimizer(cfg.optimizer, model, device)
-    per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches)
+    per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches, settings.min_steps_per_epoch)
     scheduler, interval = make_scheduler(cfg.scheduler, optimizer, settings.epochs, per_epoch)
     trainer = Trainer(
         model,

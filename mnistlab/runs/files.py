@@ -54,6 +54,20 @@ def remove_temporary(run_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def discard(run_dir: Path) -> None:
+    """Remove what a refused launch wrote into a directory that held no run (its record, summary and lock, Hydra's
+    log), and the directory itself when nothing else is in it."""
+    for name in (SUMMARY_FILE, "run.lock"):
+        (run_dir / name).unlink(missing_ok=True)
+    for path in (run_dir / RECORD_DIR).glob("*"):
+        path.unlink()
+    for path in [run_dir / RECORD_DIR, *run_dir.glob("*.log")]:
+        with contextlib.suppress(OSError):
+            path.rmdir() if path.is_dir() else path.unlink()
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
 def has_records(run_dir: Path) -> bool:
     """Whether ``run_dir`` already holds a run (any of its record files)."""
     return any((run_dir / name).exists() for name in RECORDS)

@@ -12,14 +12,16 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from mnistlab.config import RunConfig
 from mnistlab.config import check as check_config
 from mnistlab.config.targets import build
-from mnistlab.errors import OutputError, stop_status
+from mnistlab.errors import OutputError, UserError, stop_status
 from mnistlab.runs import files, lock, resume
 from mnistlab.runs.assemble import build_trainer
 from mnistlab.runs.launch import Job, make_dir
@@ -37,16 +39,51 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]:
-    """As :func:`run`, also returning the trainer (None: a completed run skipped)."""
+    """As :func:`run`, also returning the trainer (None: a completed run skipped).
+
+    A single run refused as bad input (a UserError before it is accepted) in a directory that held no run leaves no
+    directory; a sweep's job leaves its record, so that the sweep's report can list it."""
     run_dir = Path(run_dir)
     make_dir(run_dir)
+    fresh, job = not files.has_records(run_dir), Job.current()
     with lock.hold(run_dir):
-        return _fit(cfg, run_dir)
+        try:
+            launch = _accept(cfg, run_dir, job)
+        except UserError as err:
+            refused = err
+        else:
+            return (launch.summary, None) if launch.trainer is None else _train(launch)
+    if fresh and not job.multirun:
+        files.discard(run_dir)
+    raise refused
 
 
-def _fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]:
-    started = time.perf_counter()
-    job = Job.current()
+@dataclass
+class Launch:
+    """An accepted launch: what it trains and where (``trainer`` None: a completed run, skipped)."""
+
+    run_dir: Path
+    job: Job
+    summary: dict[str, Any]
+    started: float
+    config: RunConfig | None = None
+    trainer: Trainer | None = None
+    logger: Any = None
+    plan: str = "new"
+
+    def record_stop(self, err: BaseException) -> None:
+        """The summary of a launch that stopped on ``err`` (a failure, Ctrl-C, SIGTERM)."""
+        self.summary.update(status=stop_status(err), error=f"{type(err).__name__}: {err}", wall_seconds=time.perf_counter() - self.started)
+        try:
+            files.write_summary(self.run_dir, self.summary)
+        except OutputError as also:  # the disk that failed the run may refuse its summary too
+            log.error("could not record the run's status: %s", also)
+
+
+def _accept(cfg: DictConfig, run_dir: Path, job: Job) -> Launch:
+    """Check the settings, read the data, match a resumed run's settings and build the parts, writing nothing into a
+    directory that holds a run. A new directory records a launch that fails here (a sweep's report lists it),
+    unless it is a single run refused as bad input, which leaves nothing."""
     existing = files.has_records(run_dir)
     summary: dict[str, Any] = {
         "status": "running",
@@ -59,43 +96,49 @@ def _fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None
         "overrides": job.overrides,
         "versions": files.versions(),
     }
-    config = None
-
-    def record_stop(err: BaseException) -> None:
-        summary.update(status=stop_status(err), error=f"{type(err).__name__}: {err}", wall_seconds=time.perf_counter() - started)
-        try:
-            files.write_summary(run_dir, summary)
-        except OutputError as also:  # the disk that failed the run may refuse its summary too
-            log.error("could not record the run's status: %s", also)
-
+    launch = Launch(run_dir, job, summary, time.perf_counter())
     try:
-        config = check_config(cfg)
+        config = launch.config = check_config(cfg)
         summary["objective"] = "final_val_acc" if config.val_size else "final_test_acc"  # what a sweeper maximizes
         if job.requeues:
             log.info("requeued by SLURM (%d times): resuming %s", job.requeues, run_dir)
         dataset = build(config.cfg.data, "data")
         images = dataset.load()
-        config = config.with_data(dataset.facts(), len(images.train_labels))
-        plan, previous = resume.plan(run_dir, config, config.trainer.resume or job.requeues > 0)
-        if plan == "skip":
+        config = launch.config = config.with_data(dataset.facts(), len(images.train_labels))
+        launch.plan, previous = resume.plan(run_dir, config, config.trainer.resume or job.requeues > 0)
+        if launch.plan == "skip":
             log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
-            return previous, None
-        trainer, facts = build_trainer(config, dataset, images, run_dir, job)
+            launch.summary = previous
+            return launch
+        launch.trainer, facts = build_trainer(config, dataset, images, run_dir, job)
         summary |= facts
-        if plan == "resume":
-            resume.restore(trainer, run_dir)
-        logger = GuardedLogger(build(config.cfg.logger, "logger") if "logger" in config.cfg else CsvLogger())
+        if launch.plan == "resume":
+            resume.restore(launch.trainer, run_dir)
+        launch.logger = GuardedLogger(build(config.cfg.logger, "logger") if "logger" in config.cfg else CsvLogger())
     except (Exception, KeyboardInterrupt) as err:
-        if not existing:
+        if not existing and (job.multirun or not isinstance(err, UserError)):
             with contextlib.suppress(OutputError):
-                files.write_record(run_dir, config.cfg if config else cfg, job.overrides, job.hydra)
-            record_stop(err)
+                files.write_record(run_dir, launch.config.cfg if launch.config else cfg, job.overrides, job.hydra)
+            launch.record_stop(err)
         raise
+    return launch
+
+
+def _train(launch: Launch) -> tuple[dict[str, Any], Trainer]:
+    """Train an accepted launch, recording every way it ends in summary.json."""
+    run_dir, job, summary, config, trainer, logger = (
+        launch.run_dir,
+        launch.job,
+        launch.summary,
+        launch.config,
+        launch.trainer,
+        launch.logger,
+    )
     recorder = EpochRecorder(run_dir, config.trainer.checkpoint, logger)
     trainer.record = recorder
     try:
         files.remove_temporary(run_dir)  # left by a process killed mid-write
-        if plan == "new":
+        if launch.plan == "new":
             files.write_record(run_dir, config.cfg, job.overrides, job.hydra)
         files.write_summary(run_dir, summary)
         logger.start(run_dir, config.identity, trainer.start_epoch, job.sweep_dir)
@@ -103,10 +146,10 @@ def _fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None
         if result.status in ("interrupted", "terminated"):
             recorder.settle()
         title = f"{summary['model']} ({summary['params']:,} params)"
-        summary |= {**record_result(trainer, result, title, config.trainer.plots), "wall_seconds": time.perf_counter() - started}
+        summary |= {**record_result(trainer, result, title, config.trainer.plots), "wall_seconds": time.perf_counter() - launch.started}
         files.write_summary(run_dir, summary)
     except (Exception, KeyboardInterrupt) as err:
-        record_stop(err)
+        launch.record_stop(err)
         logger.finish(summary)
         raise
     logger.finish(summary)

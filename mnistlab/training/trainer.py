@@ -19,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from mnistlab.config.schema import TrainerSettings
-from mnistlab.data.batches import DeviceData, Split, shuffled_batches, steps_per_epoch
+from mnistlab.data.batches import DeviceData, Split, epoch_batches, steps_per_epoch
 from mnistlab.errors import stop_status
 from mnistlab.training.callbacks.base import Callback, overrides
 from mnistlab.training.cuda_graph import GraphedStep, portable_state
@@ -81,7 +81,7 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.epoch, self.step, self.elapsed, self.history = 0, 0, 0.0, []
         self.start_epoch = 1
-        self.steps_per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches)
+        self.steps_per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches, settings.min_steps_per_epoch)
         self.techniques = list(techniques)
         self.callbacks = dict(callbacks or {})
         self.metrics = metrics or with_built_in([])
@@ -194,7 +194,8 @@ class Trainer:
         return loss, hits
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        """One pass over the shuffled training split (or its first ``limit_batches``); returns mean loss and accuracy (%)."""
+        """``steps_per_epoch`` steps over the shuffled training split (one pass, or several for a small split); returns
+        the mean loss and accuracy (%)."""
         s = self.settings
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
@@ -203,8 +204,7 @@ class Trainer:
         bar = tqdm(
             total=steps, desc=f"epoch {epoch}/{s.epochs}", leave=False, disable=not (s.progress and sys.stderr.isatty()), file=sys.stderr
         )
-        batches = shuffled_batches(self.data.train, s.batch_size, self.generator)
-        for step, (x, y) in zip(range(steps), batches, strict=False):
+        for step, (x, y) in enumerate(epoch_batches(self.data.train, s.batch_size, self.generator, steps)):
             loss, hits = self.train_step(x, y)
             loss_sum += loss * len(y)
             correct += hits
@@ -260,7 +260,9 @@ class Trainer:
                 self.history.append(row)
                 if self.record is not None:
                     self.record(self)
-                log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+                line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                left = self.elapsed / epoch * (s.epochs - epoch)  # the mean epoch so far, resumed ones included
+                log.info("%s · epoch %d/%d%s", line, epoch, s.epochs, f", about {duration(left)} left" if epoch < s.epochs else "")
                 if self.stop_reason is not None:
                     status = self.stopped_as or status
                     break
@@ -302,3 +304,15 @@ class Trainer:
         seconds = time.perf_counter() - started
         log.info("warm-up (library handles, kernel loading, cuDNN autotuning): %.2f s, not counted as training time", seconds)
         return seconds
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``3 min 20 s``, ``2 h 5 min``: a time as a log line says it."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if minutes < 10 and seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
