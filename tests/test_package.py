@@ -21,7 +21,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-PLUGINS = ["LocalLauncher", "SlurmLauncher", "StudySweeper"]
+PLUGINS = ["LocalLauncher", "SeedSweeper", "SlurmLauncher", "StudySweeper"]
 
 
 def _plugins(python: Path, cwd: Path, env: dict[str, str] | None = None) -> list[str]:

@@ -131,9 +131,12 @@ def test_the_report_marks_what_is_significant(tmp_path):
 
 
 def test_fewer_than_three_seeds_are_warned_about_and_a_bad_baseline_is_one_line(tmp_path):
-    fake_sweep(tmp_path, {"none": [99.2, 99.3], "augment": [99.5]})
+    fake_sweep(tmp_path, {"none": [99.2, 99.9], "augment": [99.5]})
     text = write_report([tmp_path])[0].read_text()
     assert "**Warning:** 2 group(s) with fewer than 3 seeds" in text and "| n < 2 |" in text
+    assert "| 2/2 | 99.55 ± 0.49 | too few seeds |" in text  # not [95.1, 104.0]: an accuracy stays within 0-100
+    none = pd.read_csv(tmp_path / "comparison.csv").set_index("regularization").loc["none"]
+    assert none["final_test_acc.ci_low"] > 95 and none["final_test_acc.ci_high"] == 100.0
     proc = run_cli(str(tmp_path), "--baseline", "regularization=all", script="mnistlab-report")
     assert proc.returncode == 2 and "no group has regularization=all (values: augment, none)" in proc.stderr
     proc = run_cli(str(tmp_path), "--baseline", "regularization=augment", "-o", str(tmp_path / "other"), script="mnistlab-report")

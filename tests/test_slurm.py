@@ -177,3 +177,21 @@ def test_a_study_runs_two_workers_as_one_array_sharing_its_journal(tmp_path):
     arrays = {read_summary(tmp_path / f"trial_{t.number}")["slurm_job"].split("_")[0] for t in trials}
     assert len(arrays) == 1 and f"2 workers as SLURM job array {arrays.pop()}" in out
     assert sorted(p.name.split("_")[1] for p in tmp_path.glob(".submitit/*/*_result.pkl")) == ["0", "1"]  # both tasks ended well
+
+
+def test_an_adaptive_seed_sweep_launches_each_round_as_one_array(tmp_path):
+    proc = sweep(
+        *FAST,
+        "trainer.limit_batches=10",
+        "regularization=none,dropout",
+        "hydra/sweeper=seeds",
+        "hydra.sweeper.max_seeds=4",
+        sweep_dir=tmp_path,
+    )
+    out = finish(proc, timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    state = json.loads((tmp_path / "seeds.json").read_text())
+    arrays = {json.loads(p.read_text())["slurm_job"].split("_")[0] for p in tmp_path.glob("*/summary.json")}
+    assert len(arrays) == len(state["rounds"]) >= 1  # one array per round
+    assert len(list(tmp_path.glob("*/summary.json"))) == sum(state["rounds"][-1].values())
+    assert (tmp_path / "decisions.csv").is_file() and "## Adaptive seeds" in (tmp_path / "report.md").read_text()

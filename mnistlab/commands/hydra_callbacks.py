@@ -79,6 +79,9 @@ class SweepReport(Callback):
     def __init__(self) -> None:
         self.progress: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"progress": None}  # the watcher stays in the launching process; joblib and submitit send callbacks to jobs
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mnistlab.reports.plan import planned
         from mnistlab.reports.progress import SweepProgress

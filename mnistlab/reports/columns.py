@@ -8,6 +8,7 @@ a column name holds no dot, so no statistic of one column can be read as another
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,11 @@ class ReportColumn:
     higher_is_better: bool | None = None
     tested: bool = False  # CI, difference to the baseline, Holm-corrected p-value
     in_table: bool = True  # in report.md (every column is in comparison.csv)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The values the column can take: 0 to 100 for a percentage (its label says ``(%)``), else any."""
+        return (0.0, 100.0) if "(%)" in self.label else (-math.inf, math.inf)
 
 
 OURS = (

@@ -31,9 +31,10 @@ def compare(table: pd.DataFrame, keys: Sequence[str], baseline: Baseline | None 
         if not frame[column.key].notna().any():
             continue
         parts += [grouped[column.key].mean().rename(stat(column.key, "mean")), grouped[column.key].std().rename(stat(column.key, "std"))]
-        if column.tested:
+        if column.tested:  # an interval never reaches past what the column can take (a percentage: 0 to 100)
+            low, high = column.bounds
             parts += [
-                grouped[column.key].agg(lambda s, i=i: mean_ci(s.dropna())[i]).rename(stat(column.key, side))
+                grouped[column.key].agg(lambda s, i=i: mean_ci(s.dropna())[i]).clip(low, high).rename(stat(column.key, side))
                 for i, side in enumerate(("ci_low", "ci_high"))
             ]
     out = pd.concat(parts, axis=1).reset_index()
@@ -46,6 +47,9 @@ def compare(table: pd.DataFrame, keys: Sequence[str], baseline: Baseline | None 
         if tests is None:
             continue
         kept = [*keys, *(["baseline", "test"] if column.key == PRIMARY else []), *DIFFERENCE]
-        tests = tests.reindex(columns=kept).rename(columns={name: stat(column.key, name) for name in DIFFERENCE})
+        tests = tests.reindex(columns=kept)
+        span = column.bounds[1] - column.bounds[0]  # a difference of two values in range
+        tests[["diff_ci_low", "diff_ci_high"]] = tests[["diff_ci_low", "diff_ci_high"]].clip(-span, span)
+        tests = tests.rename(columns={name: stat(column.key, name) for name in DIFFERENCE})
         out = out.merge(tests, on=list(keys), how="left")
     return out

@@ -84,11 +84,12 @@ def comparison_markdown(comparison: pd.DataFrame, keys: Sequence[str], columns: 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in comparison.iterrows():
         cells = [str(row[k]) for k in keys]
+        few = row["n"] < 3  # a t interval over two seeds spans most of 0-100: it says nothing
         cells += [
             f"{int(row['params']):,}" if not pd.isna(row["params"]) else "",
             f"{row['n']}/{row['jobs']}",
             mean_std(row, PRIMARY, 2),
-            interval(row.get(stat(PRIMARY, "ci_low")), row.get(stat(PRIMARY, "ci_high"))),
+            "too few seeds" if few and row["n"] > 0 else interval(row.get(stat(PRIMARY, "ci_low")), row.get(stat(PRIMARY, "ci_high"))),
         ]
         if tested:
             cells += primary_difference(row)

@@ -9,6 +9,7 @@ each get their line.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from mnistlab.runs.files import SUMMARY_FILE, read_summary
 from mnistlab.training.trainer import duration
 
 RUNNING = ("running",)
+ROUND_FILE = "progress.json"  # a sweeper that decides as it goes writes its round and its jobs so far here
 
 
 def outcome(summary: dict[str, Any]) -> str:
@@ -83,15 +85,25 @@ class SweepProgress:
             print(line, file=self.out, flush=True)
         return lines
 
+    def _round(self) -> str:
+        """`` · round 2`` for a sweeper that decides round by round (its jobs so far become the total), else nothing."""
+        try:
+            state = json.loads((self.sweep_dir / ROUND_FILE).read_text())
+        except (OSError, ValueError):
+            return ""
+        self.total = int(state["jobs"]) + len(self.done - self.ended_here)
+        return f" · round {state['round']}"
+
     def line(self, name: str, summary: dict[str, Any]) -> str:
+        rounds = self._round()
         elapsed = time.time() - self.started
         seconds = summary.get("wall_seconds")
         took = f" in {duration(seconds)}" if isinstance(seconds, int | float) else ""
         count = f"[{len(self.done)}/{self.total}]" if self.total else f"[{len(self.done)}]"
-        text = f"{count} {name} {outcome(summary)}{took} · {duration(elapsed)} elapsed"
+        text = f"{count} {name} {outcome(summary)}{took}{rounds} · {duration(elapsed)} elapsed"
         if self.total and len(self.done) < self.total:
             left = elapsed / len(self.ended_here) * (self.total - len(self.done))
-            text += f" · about {duration(left)} left"
+            text += f" · about {duration(left)} left" + (" in this round" if rounds else "")
         return text
 
     def _watch(self) -> None:

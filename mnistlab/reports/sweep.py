@@ -11,6 +11,7 @@ import pandas as pd
 from mnistlab.config.identity import job_dirname
 from mnistlab.errors import NoRunsError
 from mnistlab.reports import sweep_figures
+from mnistlab.reports.adaptive import decisions, markdown
 from mnistlab.reports.collect import fill_keys, find_runs, group_keys, group_label, load_runs
 from mnistlab.reports.columns import PRIMARY, stat
 from mnistlab.reports.comparison import compare
@@ -89,6 +90,10 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
             "",
         ]
     lines += [comparison_markdown(comparison, swept, table.attrs["columns"]), ""]
+    adaptive = decisions(Path(paths[0]), table) if len(paths) == 1 else None
+    if adaptive is not None:
+        adaptive[1].to_csv(out / "decisions.csv", index=False)
+        lines += markdown(*adaptive)
     if len(failures):
         lines += ["## Jobs without a result", ""]
         lines += [
