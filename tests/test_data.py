@@ -14,7 +14,7 @@ from mnistlab.data import idx as idx_dataset
 from mnistlab.data.batches import Split, prepare, shuffled_batches
 from mnistlab.data.catalog import DATASETS, MNIST, search_dirs
 from mnistlab.data.idx import load_dataset, load_mnist
-from mnistlab.data.idx_files import parse_idx, read_idx_file
+from mnistlab.data.idx_format import parse_idx, read_idx_file
 from mnistlab.errors import DataError
 
 CHECKSUMS = MNIST.checksums

@@ -88,7 +88,7 @@ class SeedSweeper(Sweeper):
                 results = seeds.results_of((g, s, result(g, s)) for g in sweep.groups for s in range(seeds.used(sweep)[g]))
                 assessed = seeds.assess(sweep, results) if sweep.rounds else {}
                 if sweep.rounds:
-                    log.info("seeds sweep, after round %d: %s", len(sweep.rounds), seeds.describe(assessed, sweep))
+                    log.info("seeds sweep, after round %d: %s", len(sweep.rounds), seeds.open_comparisons(assessed))
                 counts = seeds.next_round(sweep, assessed)
                 if counts is None:
                     break
@@ -141,7 +141,8 @@ class SeedSweeper(Sweeper):
         for override in OverridesParser.create().parse_overrides(given):
             key = override.get_key_element()
             if key.lstrip("+~") == "seed":
-                continue  # the sweeper chooses the seeds: 0, 1, 2, ... in every group
+                log.info("seeds sweep: the sweeper chooses the seeds (0, 1, 2, ... in every group); %s is left out", override.input_line)
+                continue
             if override.is_sweep_override():
                 swept[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
                 fixed.pop(key, None)
@@ -172,7 +173,8 @@ class SeedSweeper(Sweeper):
             baselines[name] = seeds.group_name(target) if seeds.group_name(target) in groups else None
         comparisons = sum(base is not None for base in baselines.values())
         design = Design(k["min_seeds"], k["max_seeds"], float(k["alpha"]), float(k["delta"]), max(1, comparisons))
-        return seeds.SeedSweep(groups, baselines, design, k["seeds_per_round"]), list(fixed.values())
+        sweep = seeds.SeedSweep(groups, baselines, design, k["seeds_per_round"], baseline=str(chosen) if chosen else None)
+        return sweep, list(fixed.values())
 
 
 def _check_same(recorded: Any, sweep: Any, sweep_dir: Path) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mnistlab.data.dataset import Dataset, Images
+from mnistlab.data.base import Dataset, Images
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mnistlab import extras
-from mnistlab.data.dataset import Dataset, Images
+from mnistlab.data.base import Dataset, Images
 
 
 class Digits(Dataset):

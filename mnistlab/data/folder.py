@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mnistlab.data.dataset import Dataset, Images
+from mnistlab.data.base import Dataset, Images
 from mnistlab.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}

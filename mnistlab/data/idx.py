@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from mnistlab import paths
+from mnistlab.data.base import Dataset, Images, resize
 from mnistlab.data.catalog import MNIST, STEMS, DatasetSpec, dataset_spec, download_root, search_dirs
-from mnistlab.data.dataset import Dataset, Images, resize
-from mnistlab.data.idx_files import find_file, read_idx_file
+from mnistlab.data.idx_format import find_file, read_idx_file
 from mnistlab.data.pictures import to_mnist
 from mnistlab.errors import DataError
 

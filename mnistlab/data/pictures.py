@@ -15,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from mnistlab.errors import DataError
 
 if TYPE_CHECKING:
-    from mnistlab.data.dataset import Dataset
+    from mnistlab.data.base import Dataset
 
 FIELD = 28
 INK = 0.15  # of the strongest ink: fainter pixels do not count towards the bounding box (paper texture, JPEG noise)

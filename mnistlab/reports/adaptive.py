@@ -52,7 +52,7 @@ def decisions(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, pd.DataF
     return sweep, pd.DataFrame(rows)
 
 
-def markdown(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
+def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
     """report.md's section: how the sweep decided, each comparison, and its cost against fixed designs."""
     d = sweep.design
     runs = int(table["seeds"].sum())

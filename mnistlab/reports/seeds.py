@@ -32,6 +32,7 @@ class SeedSweep:
     design: Design
     seeds_per_round: int = 2
     rounds: list[dict[str, int]] = field(default_factory=list)
+    baseline: str | None = None  # the rule's answer, ``key=value``: the report compares with the same
 
     @property
     def comparisons(self) -> dict[str, str]:
@@ -45,6 +46,7 @@ class SeedSweep:
             "design": asdict(self.design),
             "seeds_per_round": self.seeds_per_round,
             "rounds": self.rounds,
+            "baseline": self.baseline,
         }
         tmp = Path(sweep_dir) / f"{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(record, indent=2) + "\n")
@@ -56,7 +58,8 @@ class SeedSweep:
         if not path.is_file():
             return None
         record = json.loads(path.read_text())
-        return cls(record["groups"], record["baselines"], Design(**record["design"]), record["seeds_per_round"], record["rounds"])
+        design = Design(**record["design"])
+        return cls(record["groups"], record["baselines"], design, record["seeds_per_round"], record["rounds"], record.get("baseline"))
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def fixed_design(sweep: SeedSweep, assessed: Mapping[str, Assessment], power: fl
     return out
 
 
-def describe(assessed: Mapping[str, Assessment], sweep: SeedSweep) -> str:
+def open_comparisons(assessed: Mapping[str, Assessment]) -> str:
     """``3 of 7 open (dropout, weight_decay, batch_norm)``: what a progress line says of the comparisons."""
     open_ = [g for g, a in assessed.items() if a.open]
     return f"{len(open_)} of {len(assessed)} comparisons open" + (f" ({', '.join(open_)})" if open_ else "")

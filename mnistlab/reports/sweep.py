@@ -11,12 +11,13 @@ import pandas as pd
 from mnistlab.config.identity import job_dirname
 from mnistlab.errors import NoRunsError
 from mnistlab.reports import sweep_figures
-from mnistlab.reports.adaptive import decisions, markdown
+from mnistlab.reports.adaptive import decisions, section
 from mnistlab.reports.collect import fill_keys, find_runs, group_keys, group_label, load_runs
 from mnistlab.reports.columns import PRIMARY, stat
 from mnistlab.reports.comparison import compare
 from mnistlab.reports.markdown import comparison_markdown
 from mnistlab.reports.plan import grid_jobs, recorded
+from mnistlab.reports.seeds import SeedSweep
 from mnistlab.reports.statistics import ALPHA, choose_baseline
 from mnistlab.reports.study import write_study_report
 
@@ -49,6 +50,9 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
         return write_study_report(table, histories, keys, out)
     swept = group_keys(table, keys)
     frame = fill_keys(table, swept)
+    adaptive = SeedSweep.load(Path(paths[0])) if len(paths) == 1 else None
+    if baseline is None and adaptive is not None:
+        baseline = adaptive.baseline  # the adaptive sweep's own comparisons
     chosen = choose_baseline(frame[swept].drop_duplicates(), swept, baseline)  # the groups, in launch order
     comparison = compare(table, swept, chosen)
     table.to_csv(out / "summary.csv", index=False)
@@ -90,10 +94,10 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
             "",
         ]
     lines += [comparison_markdown(comparison, swept, table.attrs["columns"]), ""]
-    adaptive = decisions(Path(paths[0]), table) if len(paths) == 1 else None
     if adaptive is not None:
-        adaptive[1].to_csv(out / "decisions.csv", index=False)
-        lines += markdown(*adaptive)
+        sweep, decided = decisions(Path(paths[0]), table)
+        decided.to_csv(out / "decisions.csv", index=False)
+        lines += section(sweep, decided)
     if len(failures):
         lines += ["## Jobs without a result", ""]
         lines += [
