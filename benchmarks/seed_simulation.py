@@ -45,7 +45,8 @@ def fixed_seeds(effect: float, sd: float, level: float, power: float) -> int:
     for n in range(2, 1000):
         critical = stats.t.ppf(1 - level / 2, n - 1)
         shift = effect / (sd * math.sqrt(2)) * math.sqrt(n)
-        if stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift) >= power:
+        tails = np.nan_to_num([stats.nct.sf(critical, n - 1, shift), stats.nct.cdf(-critical, n - 1, shift)])  # nan: underflow
+        if tails.sum() >= power:
             return n
     return 1000
 

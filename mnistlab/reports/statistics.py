@@ -84,7 +84,8 @@ def seeds_needed(differences: Sequence[float], level: float, power: float = POWE
     n = np.arange(2, MOST_SEEDS + 1)
     critical = stats.t.ppf(1 - level / 2, n - 1)
     shift = abs(d.mean()) / spread * np.sqrt(n)
-    achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
+    # the far tail's probability is nan where it underflows (a large shift): it is 0 there
+    achieved = np.nan_to_num(stats.nct.sf(critical, n - 1, shift)) + np.nan_to_num(stats.nct.cdf(-critical, n - 1, shift))
     enough = np.flatnonzero(achieved >= power)
     return float(n[enough[0]]) if len(enough) else np.inf
 
