@@ -108,6 +108,12 @@ def test_seeds_needed_give_80_percent_power(effect, level):
     assert np.isnan(seeds_needed([0.1], level)) and np.isnan(seeds_needed([0.2, 0.2], level))
 
 
+def test_a_large_difference_needs_few_seeds_not_more_than_any_budget():
+    """Where the far tail of the noncentral t underflows (nan), it counts as 0: 8 standard deviations need 4 seeds."""
+    differences = np.array([7.0, 8.0, 9.0])
+    assert seeds_needed(differences, 0.05 / 7) == 4
+
+
 def test_holm_levels_are_alpha_over_the_tests_left():
     assert list(holm_levels([0.04, 0.001, np.nan, 0.2])) == pytest.approx([0.05 / 2, 0.05 / 3, np.nan, 0.05], nan_ok=True)
 
