@@ -164,3 +164,19 @@ def test_a_seeds_sweep_runs_each_round_through_joblib(tmp_path):
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr and (sweep / "decisions.csv").is_file()
     state = json.loads((sweep / "seeds.json").read_text())
     assert len(list(sweep.glob("*/summary.json"))) == sum(state["rounds"][-1].values())
+
+
+def test_the_groups_are_the_swept_values_besides_the_seed_each_with_its_baseline():
+    from hydra_plugins.mnistlab_seeds import SeedSweeper
+
+    sweep, fixed = SeedSweeper(params={"seed": "0,1,2"})._plan(["model=lenet5,mlp", "regularization=none,all", "trainer.epochs=1"])
+    assert list(sweep.groups) == [
+        "model=lenet5,regularization=none",
+        "model=lenet5,regularization=all",
+        "model=mlp,regularization=none",
+        "model=mlp,regularization=all",
+    ]
+    assert sweep.baselines["model=mlp,regularization=all"] == "model=mlp,regularization=none" and fixed == ["trainer.epochs=1"]
+    assert sweep.baseline == "regularization=none" and sweep.design.comparisons == 2
+    chosen, _ = SeedSweeper(baseline="model=mlp")._plan(["model=lenet5,mlp"])
+    assert chosen.baselines == {"model=lenet5": "model=mlp", "model=mlp": None}

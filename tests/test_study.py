@@ -188,6 +188,8 @@ def test_two_workers_here_run_every_trial_once_with_their_share_of_the_cores(tmp
     params = pd.DataFrame([t.params for t in trials])
     assert not params.duplicated().any()
     assert "2 workers as processes on this machine" in proc.stdout
+    ended = sorted(int(line[1]) for line in proc.stdout.splitlines() if line.startswith("[") and "/6] trial_" in line)
+    assert ended == [1, 2, 3, 4, 5, 6]  # a line as each trial ends, from the workers' processes
 
 
 @pytest.mark.e2e
