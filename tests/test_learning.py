@@ -84,7 +84,7 @@ def test_a_run_that_learned_nothing_ends_collapsed_with_exit_3_and_one_line(tmp_
 def test_a_sweep_lists_a_collapsed_job_and_never_averages_it(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "-m", "model=mlp", "optimizer.lr=0.05,3", "scheduler=none", "trainer.epochs=2", "trainer.limit_batches=60", "trainer.plots=false",
+        "-m", "optimizer.lr=0.05,3", "scheduler=none", "trainer.epochs=2", "trainer.limit_batches=60", "trainer.plots=false",
         f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert proc.returncode == 5, proc.stderr[-3000:]

@@ -64,7 +64,9 @@ def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
         f"its group and its baseline {sweep.seeds_per_round} more, up to {d.max_seeds}. Each comparison's repeated 95% confidence "
         f"interval, at level {d.level:.4g} (alpha {d.alpha} over {d.comparisons} comparisons; a group-sequential paired t-test with alpha "
         f"spending, docs/seeds.md), decides: better or worse when it excludes 0, no difference that matters when it lies inside "
-        f"±{d.delta:g} points. Any decision of the family is wrong with probability at most {d.alpha}.",
+        f"±{d.delta:g} points. Any decision of the family is wrong with probability at most {d.alpha}. The table above tests "
+        "each difference as if its seeds had been fixed in advance; they were not, so its p-values understate the chance of "
+        "a false difference: the decisions here are the ones that account for how the seeds were chosen.",
         "",
         "| group | vs | decision | round | seeds | interval of the difference | fixed design |",
         "|---|---|---|---|---|---|---|",
