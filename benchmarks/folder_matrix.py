@@ -1,9 +1,10 @@
 """Do the defaults train your own images? Folders of MNIST and Fashion-MNIST images, from 2 to 10 classes, 100 to
 1,000 training images per class, 16 to 64 px, grey and colour, each trained by ``mnistlab data=folder
 data.root=DIR`` with LeNet-5 and the MLP, seeds 0-2, on 1 and 2 threads, and with a small learning-rate sweep
-(seed 0, 2 threads) to say how far each default run is from the best rate found for its folder.
+(seed 0, 1 thread) to say how far each default run is from the best rate found for its folder.
 
     python benchmarks/folder_matrix.py outputs/folder_matrix             # folders, then every run (about an hour on 2 cores)
+    python benchmarks/folder_matrix.py outputs/folder_matrix --sweep-only   # beside --no-sweep: two processes, half the time
     python benchmarks/folder_matrix.py outputs/folder_matrix --table     # the tables from the results so far
     python benchmarks/folder_matrix.py outputs/folder_matrix --label before --extra trainer.min_steps_per_epoch=null
 
@@ -39,11 +40,12 @@ def describe(name: str) -> str:
     return f"{name}: {f['source']}, {f['classes']} classes x {f['train']}, {f['size']} px {kind}"
 
 
-def runs(folders: list[str], threads: list[int], sweep: bool) -> list[dict]:
-    """Every run of the matrix and (``sweep``) of the learning-rate sweep, as ``{folder, model, seed, threads, lr}``."""
+def runs(folders: list[str], threads: list[int], matrix: bool, sweep: bool) -> list[dict]:
+    """Every run of the matrix and of the learning-rate sweep (seed 0, 1 thread), as ``{folder, model, seed, threads, lr}``."""
     todo = [{"folder": f, "model": m, "seed": s, "threads": t, "lr": None} for f in folders for m in MODELS for s in SEEDS for t in threads]
+    todo = todo if matrix else []
     if sweep:
-        todo += [{"folder": f, "model": m, "seed": 0, "threads": 2, "lr": lr} for f in folders for m in MODELS for lr in RATES]
+        todo += [{"folder": f, "model": m, "seed": 0, "threads": 1, "lr": lr} for f in folders for m in MODELS for lr in RATES]
     return todo
 
 
@@ -104,6 +106,9 @@ def main() -> None:
     parser.add_argument("--folders", nargs="+", choices=list(FOLDERS), default=list(FOLDERS))
     parser.add_argument("--threads", nargs="+", type=int, default=list(THREADS))
     parser.add_argument("--no-sweep", action="store_true", help="leave out the learning-rate sweep")
+    parser.add_argument(
+        "--sweep-only", action="store_true", help="only the learning-rate sweep (a second process beside one with --no-sweep)"
+    )
     parser.add_argument("--table", action="store_true", help="print the tables of the results so far, and run nothing")
     args = parser.parse_args()
     path = args.out / "results.jsonl"
@@ -126,7 +131,7 @@ def main() -> None:
                 colour=spec["colour"],
             )
     seen = {json.dumps({k: r[k] for k in ("folder", "model", "seed", "threads", "lr")}) for r in done if r["label"] == args.label}
-    for run in runs(args.folders, args.threads, not args.no_sweep):
+    for run in runs(args.folders, args.threads, not args.sweep_only, not args.no_sweep):
         if json.dumps(run) in seen:
             continue
         result = train(args.out, run, args.extra) | {"label": args.label, "extra": args.extra}

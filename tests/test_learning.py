@@ -28,6 +28,16 @@ def test_a_small_split_repeats_its_passes_until_an_epoch_has_its_steps():
     assert not torch.equal(torch.cat(seen[0:4]), torch.cat(seen[4:8]))
 
 
+def test_a_folder_clips_its_gradients_by_default_and_a_user_can_turn_it_off(make_cfg):
+    def clip(*overrides):
+        return make_cfg(*overrides).callback.get("grad_clip")
+
+    assert clip() is None  # MNIST, Fashion-MNIST and the digits train as they always did
+    assert clip("data=folder", "data.root=x").max_norm == 1.0
+    assert clip("data=folder", "data.root=x", "callback=grad_clip", "callback.grad_clip.max_norm=5").max_norm == 5
+    assert clip("data=folder", "data.root=x", "~callback@callback.grad_clip") is None
+
+
 def frozen_trainer(data, callback, epochs=6):
     model = MLP()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # learns nothing
