@@ -55,6 +55,15 @@ def test_a_network_at_chance_with_a_flat_loss_stops_after_patience_epochs(tiny_d
     assert verdict.endswith("the network learned nothing: lower optimizer.lr, or add callback=grad_clip")
 
 
+def test_a_blow_up_before_a_flat_stretch_at_chance_does_not_hide_it(tiny_data):
+    callback = ChanceLevel(patience=2, min_steps=0)
+    trainer = frozen_trainer(tiny_data, callback)
+    for epoch, loss in enumerate((5.1e9, 2.33, 2.329), start=1):  # lr=3 on MNIST: epoch 1 explodes, then ln 10
+        trainer.epoch = epoch
+        callback.on_epoch_end(trainer, {"train_loss": loss, "train_acc": 10.3})
+        assert (trainer.stopped_as == "collapsed") == (epoch == 3)
+
+
 def test_the_last_epoch_is_judged_and_a_short_run_is_not(tiny_data):
     assert frozen_trainer(tiny_data, ChanceLevel(patience=None, min_steps=0), epochs=2).fit().status == "collapsed"
     assert frozen_trainer(tiny_data, ChanceLevel(min_steps=1000), epochs=2).fit().status == "completed"  # 8 steps: not judged

@@ -23,8 +23,8 @@ class ChanceLevel(Callback):
     uniform guess), not meaningfully below it, and its training accuracy is within ``margin`` of the accuracy of a
     constant answer (the largest class's share of the training split), the margin a fraction of the distance from
     there to 100%. Epochs are judged once the run has taken ``min_steps`` steps, so a quick check of a few batches
-    is never judged. A network at chance for ``patience`` epochs in a row, with a training loss that stopped
-    falling, stops early: a collapsed network (dead units, a saturated output) does not come back. The last
+    is never judged. A network at chance for ``patience`` epochs in a row, with a training loss that did not fall
+    over them, stops early: a collapsed network (dead units, a saturated output) does not come back. The last
     epoch is judged whatever the patience.
     """
 
@@ -54,7 +54,8 @@ class ChanceLevel(Callback):
             return
         self.losses.append(float(row["train_loss"]))
         chance_loss, chance_acc = self.chance(trainer)
-        flat = len(self.losses) >= 2 and self.losses[0] - self.losses[-1] < 0.01 * chance_loss
+        recent = self.losses[-self.patience :] if self.patience else self.losses  # not the blow-up that may precede them
+        flat = len(recent) >= 2 and recent[0] - recent[-1] < 0.01 * chance_loss
         last = trainer.epoch == trainer.settings.epochs
         if last or (self.patience is not None and len(self.losses) >= self.patience and flat):
             epochs = f"for {len(self.losses)} epochs" if len(self.losses) > 1 else f"in epoch {trainer.epoch}"
