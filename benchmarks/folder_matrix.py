@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -29,6 +30,7 @@ FOLDERS = {  # name: how it is made (benchmarks/colour_folder.py)
     "D": {"source": "fashion_mnist", "classes": 10, "size": 64, "train": 1000, "test": 100, "colour": True},
     "E": {"source": "mnist", "classes": 10, "size": 32, "train": 100, "test": 100, "colour": False},
     "F": {"source": "fashion_mnist", "classes": 6, "size": 24, "train": 500, "test": 200, "colour": True},
+    "G": {"source": "mnist", "classes": 3, "size": 48, "train": 500, "test": 200, "colour": True},  # docs/datasets.md's colour folder
 }
 MODELS, SEEDS, THREADS = ("lenet5", "mlp"), (0, 1, 2), (1, 2)
 RATES = (0.01, 0.02, 0.05, 0.1, 0.2)
@@ -62,7 +64,7 @@ def train(out: Path, run: dict, extra: list[str]) -> dict:
         *([f"optimizer.lr={run['lr']}"] if run["lr"] is not None else []),
         *extra,
     ]
-    name = "_".join(f"{k}{v}" for k, v in run.items()) + ("_" + "_".join(extra).replace("=", "-") if extra else "")
+    name = "_".join(f"{k}{v}" for k, v in run.items()) + ("_" + re.sub(r"[^\w.-]", "-", "_".join(extra)) if extra else "")
     result = api.train(api.compose(*overrides, f"hydra.run.dir={out}/runs/{name}"))
     summary = result.summary
     return run | {"status": summary["status"], "final_test_acc": summary.get("final_test_acc"), "seconds": summary.get("seconds")}
