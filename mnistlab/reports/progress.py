@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mnistlab.runs.files import SUMMARY_FILE, read_summary
-from mnistlab.training.trainer import duration
+from mnistlab.training.clock import duration
 
 RUNNING = ("running",)
 ROUND_FILE = "progress.json"  # a sweeper that decides as it goes writes its round and its jobs so far here

@@ -22,6 +22,7 @@ from mnistlab.config.schema import TrainerSettings
 from mnistlab.data.batches import DeviceData, Split, epoch_batches, steps_per_epoch
 from mnistlab.errors import stop_status
 from mnistlab.training.callbacks.base import Callback, overrides
+from mnistlab.training.clock import duration
 from mnistlab.training.cuda_graph import GraphedStep, portable_state
 from mnistlab.training.evaluation import evaluate
 from mnistlab.training.metrics import Column, Metric, check_name, with_built_in
@@ -304,15 +305,3 @@ class Trainer:
         seconds = time.perf_counter() - started
         log.info("warm-up (library handles, kernel loading, cuDNN autotuning): %.2f s, not counted as training time", seconds)
         return seconds
-
-
-def duration(seconds: float) -> str:
-    """``45 s``, ``3 min 20 s``, ``2 h 5 min``: a time as a log line says it."""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if minutes < 10 and seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
