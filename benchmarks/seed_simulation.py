@@ -1,107 +1,195 @@
 """The adaptive-seed sweeper's error rate and cost, by simulation with its own decision code (mnistlab.reports.seeds).
 
-Each simulated sweep has a baseline and ``--groups`` other groups whose per-seed test accuracy is Gaussian around
-``99.3 + effect`` with the spread of our real runs (``--sd`` points; LeNet-5's seeds spread by 0.03 to 0.08). It runs
-the sweeper's rounds: every group gets min_seeds, then every open comparison and its baseline get more, until
-each is decided or has max_seeds. Under the null (no effect anywhere) it counts sweeps with any false "better" or
-"worse"; with one group better by ``--effect``, the sweeps that find it, the seeds they spend, and the seeds a fixed
-design spends for the same power (a paired t-test at the same level). The runs it spends beyond those decide the
-groups without an effect: "no difference that matters" needs enough seeds to bound the difference within ±delta.
+Each simulated sweep has a baseline and ``--comparisons`` other groups, compared with it as the sweeper compares them.
+A run's accuracy is ``--level`` plus its group's true difference plus Gaussian noise of ``--sd`` points, rounded to
+the metric's resolution ``--step`` (0.01 on MNIST's 10,000 test images, 0.22 on the digits' 450; 0: continuous), at
+a level drawn anywhere on that grid for each sweep. ``--effect`` gives one group a true difference; ``--collapse``
+makes that group collapse on that share of its seeds, at ``--collapse-acc``; ``--skew`` makes every compared group's
+seeds skewed to the left (most a little better than their mean, a few much worse) with the same mean and spread.
 
-    python benchmarks/seed_simulation.py --sweeps 20000
+It runs the sweeper's rounds: every group gets min_seeds, then every open comparison and its baseline get more,
+until each is decided or has max_seeds. It prints the family-wise rate of false decisions (any decision that
+contradicts a group's true expected difference, a collapsing group's collapses included: for it ``better`` is
+false and ``worse`` true) with its standard error, the rate of a false "no difference that matters" at a true
+difference of delta, and, for a list of effects, the seeds the adaptive sweep spends on the group with the effect
+against the fixed design of the same power (one look, the same family-wise alpha, the same boundaries' method).
+
+    python benchmarks/seed_simulation.py --sweeps 10000
+    python benchmarks/seed_simulation.py --step 0.22 --sd 0.22 --delta 0.5 --json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from mnistlab.reports.seeds import SeedSweep, assess, next_round
-from mnistlab.reports.sequential import Design
+from mnistlab.reports.seeds import SeedSweep, assess, next_round, to_launch
+from mnistlab.reports.sequential import BETTER, BETTER_SMALL, SAME, WORSE, WORSE_SMALL, Design, boundaries
 
 
-def simulate(design: Design, effects: list[float], sd: float, rng: np.random.Generator, seeds_per_round: int = 2) -> tuple[dict, dict]:
-    """One sweep: ``effects`` per group after the baseline (its own effect 0). Returns the final assessments and the
-    seeds each group ran."""
-    names = ["base", *(f"g{i}" for i in range(len(effects)))]
-    sweep = SeedSweep({n: [] for n in names}, {"base": None, **{f"g{i}": "base" for i in range(len(effects))}}, design, seeds_per_round)
-    truth = {"base": 0.0, **{f"g{i}": e for i, e in enumerate(effects)}}
-    draws = {n: 99.3 + truth[n] + rng.normal(0.0, sd, design.max_seeds) for n in names}
-    assessed = {}
+@dataclass(frozen=True)
+class Noise:
+    """How runs vary: per-run spread, resolution, skew of the compared groups, and one group's collapses."""
+
+    sd: float = 0.06
+    step: float = 0.0
+    skew: float = 0.0
+    collapse: float = 0.0
+    collapse_acc: float = 11.35
+    level: float = 99.3
+
+
+def wrong(state: str, truth: float, delta: float) -> bool:
+    """Whether a decision contradicts a true expected difference."""
+    claims = {
+        BETTER: truth > 0,
+        WORSE: truth < 0,
+        BETTER_SMALL: 0 < truth < delta,
+        WORSE_SMALL: -delta < truth < 0,
+        SAME: abs(truth) < delta,
+    }
+    return state in claims and not claims[state]
+
+
+def draw(rng: np.random.Generator, noise: Noise, n: int, skewed: bool) -> np.ndarray:
+    """Standardized noise for ``n`` runs: Gaussian, or a gamma with skewness ``-noise.skew`` (mean 0, sd 1)."""
+    if not skewed or noise.skew <= 0:
+        return rng.standard_normal(n)
+    shape = 4.0 / noise.skew**2
+    return -(rng.gamma(shape, 1.0, n) - shape) / math.sqrt(shape)
+
+
+def simulate(design: Design, effect: float, noise: Noise, rng: np.random.Generator) -> tuple[dict, dict, dict]:
+    """One sweep of a baseline and ``design.comparisons`` groups, the first with ``effect`` (and the collapses).
+    Returns the assessments, the seeds each group ran, and each group's true expected difference."""
+    names = ["base", *(f"g{i}" for i in range(design.comparisons))]
+    sweep = SeedSweep({n: [] for n in names}, {"base": None, **{n: "base" for n in names[1:]}}, design, step=noise.step)
+    level = noise.level + (rng.uniform(0, noise.step) if noise.step else 0.0)
+    means = {"base": level, **{n: level for n in names[1:]}}
+    means["g0"] += effect
+    runs = {}
+    for n in names:
+        values = means[n] + noise.sd * draw(rng, noise, design.max_seeds, skewed=n != "base")
+        if n == "g0" and noise.collapse:
+            values = np.where(rng.random(design.max_seeds) < noise.collapse, noise.collapse_acc, values)
+        runs[n] = np.round(values / noise.step) * noise.step if noise.step else values
+    truth = {n: means[n] - level for n in names}
+    truth["g0"] = (1 - noise.collapse) * (level + effect) + noise.collapse * noise.collapse_acc - level
+    results: dict[str, dict[int, float]] = {n: {} for n in names}
+    assessed: dict = {}
     while True:
-        results = {n: {s: float(draws[n][s]) for s in range(sweep.rounds[-1][n])} for n in names} if sweep.rounds else {}
-        assessed = assess(sweep, results) if sweep.rounds else {}
-        counts = next_round(sweep, assessed)
+        counts = next_round(sweep, assessed, results)
         if counts is None:
-            return assessed, sweep.rounds[-1]
+            return assessed, sweep.rounds[-1], truth
         sweep.rounds.append(counts)
+        for group, seed in to_launch(sweep, results):
+            results[group][seed] = float(runs[group][seed])
+        assessed = assess(sweep, results)
 
 
-def fixed_seeds(effect: float, sd: float, level: float, power: float) -> int:
-    """The seeds a fixed paired t-test at ``level`` needs for ``power`` at ``effect`` (differences' spread sd·√2)."""
-    for n in range(2, 1000):
-        critical = stats.t.ppf(1 - level / 2, n - 1)
-        shift = effect / (sd * math.sqrt(2)) * math.sqrt(n)
-        tails = np.nan_to_num([stats.nct.sf(critical, n - 1, shift), stats.nct.cdf(-critical, n - 1, shift)])  # nan: underflow
-        if tails.sum() >= power:
-            return n
-    return 1000
-
-
-def run(design: Design, groups: int, effect: float, sd: float, sweeps: int, seed: int = 0, seeds_per_round: int = 2) -> dict:
-    """``sweeps`` simulated sweeps: the family-wise rate of false decisions, the power for the one real effect (if any),
-    the mean runs launched, and the fixed design of the same power."""
+def run(design: Design, effect: float, noise: Noise, sweeps: int, seed: int = 0) -> dict:
+    """``sweeps`` simulated sweeps: the family-wise rate of false decisions with its standard error, how the group with
+    the effect was decided, the seeds it ran and the runs of the whole sweep."""
     rng = np.random.default_rng(seed)
-    effects = [effect] + [0.0] * (groups - 1)
-    false, found, runs, effect_seeds = 0, 0, [], []
+    false, states, seeds, runs = 0, {}, [], []
     for _ in range(sweeps):
-        assessed, seeds = simulate(design, effects, sd, rng, seeds_per_round)
-        runs.append(sum(seeds.values()))
-        effect_seeds.append(seeds["g0"])
-        wrong = [g for g, a in assessed.items() if a.decision.state in ("better", "worse") and (g != "g0" or effect == 0)]
-        wrong += [g for g, a in assessed.items() if g == "g0" and effect != 0 and a.decision.state == "worse"]
-        wrong += [
-            g for g, a in assessed.items() if abs(effects[int(g[1:])]) >= design.delta and a.decision.state == "no difference that matters"
-        ]
-        false += bool(wrong)
-        found += effect != 0 and assessed["g0"].decision.state == "better"
-    power = found / sweeps
-    out = {"sweeps": sweeps, "fwer": false / sweeps, "fwer_se": math.sqrt(max(false, 1) / sweeps * (1 - false / sweeps) / sweeps)}
-    out |= {"mean_runs": float(np.mean(runs)), "mean_effect_seeds": float(np.mean(effect_seeds)), "power": power}
-    if effect:  # a fixed design's power approaches 1 only slowly: compared at most at 0.99
-        out["fixed_seeds"] = fixed_seeds(effect, sd, design.level, min(power, 0.99)) if power > 0 else 0
-    return out
+        assessed, counts, truth = simulate(design, effect, noise, rng)
+        false += any(wrong(a.decision.state, truth[g], design.delta) for g, a in assessed.items())
+        state = assessed["g0"].decision.state
+        states[state] = states.get(state, 0) + 1
+        seeds.append(counts["g0"])
+        runs.append(sum(counts.values()))
+    rate = false / sweeps
+    return {
+        "sweeps": sweeps,
+        "fwer": rate,
+        "fwer_se": math.sqrt(max(rate * (1 - rate), 1 / sweeps) / sweeps),
+        "states": {k: v / sweeps for k, v in sorted(states.items())},
+        "power": states.get(BETTER, 0) / sweeps,
+        "mean_seeds": float(np.mean(seeds)),
+        "mean_runs": float(np.mean(runs)),
+    }
+
+
+def fixed_seeds(design: Design, effect: float, sd: float, power: float) -> int:
+    """The seeds of the fixed design (one look at n, the same families and family-wise alpha) that finds ``effect``
+    with ``power``: its paired t-test's noncentral distribution against its boundary (differences spread sd·√2)."""
+
+    def achieved(n: int) -> float:
+        c = boundaries(Design(n, n, design.alpha, design.delta, design.families, 1, design.rho)).values[0]
+        return float(stats.nct.sf(c, n - 1, effect / (sd * math.sqrt(2)) * math.sqrt(n)))
+
+    low, high = 2, 200
+    if achieved(high) < power:
+        return high
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (mid + 1, high) if achieved(mid) < power else (low, mid)
+    return low
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sweeps", type=int, default=2000)
-    parser.add_argument("--groups", type=int, default=7, help="groups besides the baseline (the ablation's presets)")
-    parser.add_argument("--sd", type=float, default=0.06, help="each run's spread in test accuracy (points)")
-    parser.add_argument("--effects", type=float, nargs="+", default=[0.0, 0.1, 0.15, 0.2, 0.3], help="the one group's true gain (points)")
+    parser.add_argument("--comparisons", type=int, default=7, help="groups compared with the baseline (the ablation's 7 presets)")
+    parser.add_argument("--sd", type=float, default=0.06, help="each run's spread in accuracy (points)")
+    parser.add_argument("--step", type=float, default=0.01, help="the metric's resolution (points); 0: continuous")
     parser.add_argument("--min-seeds", type=int, default=3)
     parser.add_argument("--max-seeds", type=int, default=20)
-    parser.add_argument("--per-round", type=int, default=2)
+    parser.add_argument("--per-round", type=int, default=Design.seeds_per_round, help="seeds an open comparison adds per round")
+    parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--delta", type=float, default=0.1)
+    parser.add_argument("--rho", type=float, default=Design.rho, help="the spending function's power")
+    parser.add_argument("--effect", type=float, default=0.0, help="one group's true difference (points)")
+    parser.add_argument("--collapse", type=float, default=0.0, help="the share of that group's seeds that collapse")
+    parser.add_argument("--collapse-acc", type=float, default=11.35, help="the accuracy of a collapsed run")
+    parser.add_argument("--skew", type=float, default=0.0, help="the skewness of the compared groups' seeds (to the left)")
+    parser.add_argument("--effects", type=float, nargs="*", help="effects for the seeds table (default: 1, 2, 3, 5 times delta)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    design = Design(args.min_seeds, args.max_seeds, 0.05, args.delta, args.groups)
+    design = Design(args.min_seeds, args.max_seeds, args.alpha, args.delta, (args.comparisons,), args.per_round, args.rho)
+    noise = Noise(args.sd, args.step, args.skew, args.collapse, args.collapse_acc)
+    main_run = run(design, args.effect, noise, args.sweeps, args.seed)
+    at_delta = run(design, args.delta, Noise(args.sd, args.step), args.sweeps, args.seed + 1)
+    false_same = at_delta["states"].get(SAME, 0.0) + at_delta["states"].get(BETTER_SMALL, 0.0)
+    effects = args.effects if args.effects is not None else [k * args.delta for k in (1, 2, 3, 5)]
+    table = []
+    for i, effect in enumerate(effects):
+        r = run(design, effect, Noise(args.sd, args.step), args.sweeps, args.seed + 2 + i)
+        fixed = fixed_seeds(design, effect, args.sd, min(r["power"], 0.99)) if r["power"] > 0 else None
+        table.append({"effect": effect, "power": r["power"], "mean_seeds": r["mean_seeds"], "fixed_seeds": fixed, "fwer": r["fwer"]})
+    out = {
+        "sweeps": args.sweeps,
+        "design": {k: v for k, v in vars(args).items() if k not in ("json", "effects", "sweeps")},
+        "fwer": main_run["fwer"],
+        "fwer_se": main_run["fwer_se"],
+        "states": main_run["states"],
+        "mean_runs": main_run["mean_runs"],
+        "false_no_difference": false_same,
+        "false_no_difference_se": math.sqrt(max(false_same * (1 - false_same), 1 / args.sweeps) / args.sweeps),
+        "boundary_mc_error": boundaries(design).mc_error,
+        "seeds": table,
+    }
+    if args.json:
+        print(json.dumps(out))
+        return
     print(
-        f"{args.sweeps} sweeps of a baseline and {args.groups} groups, runs spread by {args.sd} points, {design}, {args.per_round} seeds per round"
+        f"{args.sweeps} sweeps: a baseline and {args.comparisons} groups, runs spread by {args.sd} points in steps of {args.step}, {design}"
     )
     print(
-        "| gain of one group | false decisions (family-wise) | power | its seeds, mean | fixed design, same power: seeds | runs, mean (all groups) |"
+        f"family-wise false decisions: {out['fwer']:.4f} ± {out['fwer_se']:.4f} (alpha {args.alpha}); the group with effect {args.effect:+g}: {main_run['states']}"
     )
-    print("|---|---|---|---|---|---|")
-    for effect in args.effects:
-        r = run(design, args.groups, effect, args.sd, args.sweeps, seed=round(effect * 1000), seeds_per_round=args.per_round)
-        fixed = str(r["fixed_seeds"]) if effect else ""
-        print(
-            f"| {effect:+.2f} | {r['fwer']:.4f} ± {r['fwer_se']:.4f} | {r['power']:.3f} | {r['mean_effect_seeds']:.1f} | {fixed} | {r['mean_runs']:.1f} |",
-            flush=True,
-        )
+    print(f"false 'no difference that matters' (or 'by less than delta') at a true difference of delta: {false_same:.4f}")
+    print("| true difference of one group | power (better) | its seeds, mean | fixed design, same power: seeds | false decisions |")
+    print("|---|---|---|---|---|")
+    for row in table:
+        print(f"| {row['effect']:+.2f} | {row['power']:.3f} | {row['mean_seeds']:.1f} | {row['fixed_seeds']} | {row['fwer']:.4f} |")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,15 @@
 class is here; the statistics and the rounds are :mod:`mnistlab.reports.sequential` and :mod:`mnistlab.reports.seeds`.
 
 The sweep's non-seed values make the groups. Every group first runs ``min_seeds`` seeds; after each round every
-comparison with its baseline is decided (better, worse, no difference that matters) or open, and only open
-comparisons give their group and baseline more seeds, up to ``max_seeds``. Each round is one launch of the
-configured launcher (here, joblib, one SLURM array). A relaunch into the same ``hydra.sweep.dir`` continues from
-the rounds it finished, never running a seed twice.
+comparison with its baseline that reached a planned look is decided or stays open, and only open comparisons give
+their group and baseline more seeds, up to ``max_seeds``. Each round is one launch of the configured launcher
+(here, joblib, one SLURM array). A relaunch into the same ``hydra.sweep.dir`` first completes the round it was in,
+keeps every decision recorded, and goes on, never running a seed twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -23,7 +24,8 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("mnistlab")
-PROGRESS_FILE = "progress.json"  # the sweep's round and its jobs so far, for the per-job progress lines
+PROGRESS_FILE = "progress.json"  # the sweep's round, its jobs so far and each job's round, for the per-job progress lines
+MAX_SEEDS = 100
 
 
 class SeedSweeper(Sweeper):
@@ -35,7 +37,7 @@ class SeedSweeper(Sweeper):
         max_seeds: int = 20,
         alpha: float = 0.05,
         delta: float = 0.1,
-        seeds_per_round: int = 2,
+        seeds_per_round: int = 1,
         baseline: str | None = None,
         params: Any = None,
     ):
@@ -50,64 +52,51 @@ class SeedSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Sequence[Any]:
         from mnistlab.errors import UserError
 
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        existed = sweep_dir.exists()
         try:
-            return self._sweep(arguments)
+            return self._sweep(arguments, sweep_dir)
         except UserError as err:  # bad settings, or a sweep directory of other settings: one line, before any job
-            log.error("%s", err)
+            if not existed:  # a refused sweep leaves no directory
+                with contextlib.suppress(OSError):
+                    (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+                    sweep_dir.rmdir()
+            print(f"mnistlab: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
 
-    def _sweep(self, arguments: list[str]) -> Sequence[Any]:
-        from mnistlab.config.identity import job_dirname
+    def _sweep(self, arguments: list[str], sweep_dir: Path) -> Sequence[Any]:
         from mnistlab.reports import seeds
-        from mnistlab.runs.files import has_records, read_summary
 
         sweep, fixed = self._plan(arguments)
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         recorded = seeds.SeedSweep.load(sweep_dir)
         if recorded is not None:
             _check_same(recorded, sweep, sweep_dir)
-            sweep.rounds = recorded.rounds
-            log.info("seeds sweep: continuing %s after round %d", sweep_dir, len(sweep.rounds))
-
-        def job(group: str, seed: int) -> list[str]:
-            return [*sweep.groups[group], *fixed, f"seed={seed}"]
-
-        def result(group: str, seed: int) -> float | None:
-            try:
-                summary = read_summary(sweep_dir / job_dirname(job(group, seed)))
-            except ValueError:
-                return None
-            return summary.get("final_test_acc") if summary.get("status") == "completed" else None
-
-        launched = 0
-        counts = sweep.rounds[-1] if sweep.rounds else None  # a relaunch first completes its last round
+            sweep = recorded  # its rounds, its decisions (final) and its relaunches
+            log.info("seeds sweep: continuing %s in round %d", sweep_dir, len(sweep.rounds))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        names = Jobs(sweep, fixed, sweep_dir)
+        launched, assessed, resumed = 0, {}, bool(sweep.rounds)
         while True:
-            if counts is None:
-                results = seeds.results_of((g, s, result(g, s)) for g in sweep.groups for s in range(seeds.used(sweep)[g]))
-                assessed = seeds.assess(sweep, results) if sweep.rounds else {}
-                if sweep.rounds:
-                    log.info("seeds sweep, after round %d: %s", len(sweep.rounds), seeds.open_comparisons(assessed))
-                counts = seeds.next_round(sweep, assessed)
+            if not resumed:  # a relaunch first completes the round it was in
+                counts = seeds.next_round(sweep, assessed, names.results())
                 if counts is None:
                     break
                 sweep.rounds.append(counts)
                 sweep.save(sweep_dir)
-            before = sweep.rounds[-2] if len(sweep.rounds) > 1 else dict.fromkeys(sweep.groups, 0)
-            todo = [(g, s) for g in sweep.groups for s in range(before[g] if recorded is None else 0, counts[g]) if result(g, s) is None]
-            recorded = None
+            todo = seeds.to_launch(sweep, names.results())
+            sweep.save(sweep_dir)
             if todo:
-                overrides = [
-                    job(g, s) + (["trainer.resume=true"] if has_records(sweep_dir / job_dirname(job(g, s))) else []) for g, s in todo
-                ]
-                (sweep_dir / PROGRESS_FILE).write_text(json.dumps({"round": len(sweep.rounds), "jobs": launched + len(todo)}))
-                log.info("seeds sweep, round %d: %d jobs (%s)", len(sweep.rounds), len(todo), _span(todo))
-                self.launcher.launch(overrides, initial_job_idx=launched)
+                round_ = len(sweep.rounds)
+                names.record_round(todo, round_, launched)
+                log.info("seeds sweep, round %d: %d jobs (%s)", round_, len(todo), _span(todo))
+                self.launcher.launch([names.overrides(g, s) for g, s in todo], initial_job_idx=launched)
                 launched += len(todo)
-            counts = None
-        results = seeds.results_of((g, s, result(g, s)) for g in sweep.groups for s in range(seeds.used(sweep)[g]))
-        assessed = seeds.assess(sweep, results)
+            results = names.results()
+            sweep.step = names.step() or sweep.step or seeds.infer_step(results)
+            assessed, resumed = seeds.assess(sweep, results), False
+            sweep.save(sweep_dir)
+            log.info("seeds sweep, after round %d: %s", len(sweep.rounds), seeds.open_comparisons(assessed))
         for group, assessment in assessed.items():
             d = assessment.decision
             when = f"in round {assessment.round}" if assessment.round else f"after {len(sweep.rounds)} rounds"
@@ -116,13 +105,13 @@ class SeedSweeper(Sweeper):
 
     def _plan(self, arguments: list[str]) -> tuple[Any, list[str]]:
         """The groups (the product of the swept non-seed values, in Hydra's order), their baselines, the design and the
-        overrides every job gets; checked before anything runs."""
+        overrides every job gets; checked before anything runs or is written."""
         import pandas as pd
-        from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from mnistlab.config.identity import override_key, sweep_values
         from mnistlab.errors import ConfigError
         from mnistlab.reports import seeds
-        from mnistlab.reports.sequential import Design
+        from mnistlab.reports.sequential import Design, check_alpha
         from mnistlab.reports.statistics import choose_baseline
 
         k = self.keys
@@ -131,50 +120,95 @@ class SeedSweeper(Sweeper):
                 raise ConfigError(f"hydra.sweeper.{key} must be an integer >= {2 if key == 'min_seeds' else 1}, got {k[key]!r}")
         if k["max_seeds"] < k["min_seeds"]:
             raise ConfigError(f"hydra.sweeper.max_seeds must be >= hydra.sweeper.min_seeds ({k['min_seeds']}), got {k['max_seeds']}")
-        if not (isinstance(k["alpha"], int | float) and 0 < k["alpha"] < 1):
-            raise ConfigError(f"hydra.sweeper.alpha must be > 0 and < 1, got {k['alpha']!r}")
-        if not (isinstance(k["delta"], int | float) and k["delta"] > 0):
-            raise ConfigError(f"hydra.sweeper.delta must be > 0 (test accuracy points), got {k['delta']!r}")
-        given = [f"{key}={value}" for key, value in self.params.items()] + list(arguments)
-        swept: dict[str, list[str]] = {}
-        fixed: dict[str, str] = {}
-        for override in OverridesParser.create().parse_overrides(given):
-            key = override.get_key_element()
-            if key.lstrip("+~") == "seed":
-                log.info("seeds sweep: the sweeper chooses the seeds (0, 1, 2, ... in every group); %s is left out", override.input_line)
-                continue
-            if override.is_sweep_override():
-                swept[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-                fixed.pop(key, None)
-            else:
-                fixed[key] = f"{key}={override.get_value_element_as_str()}"
-                swept.pop(key, None)
+        if k["max_seeds"] > MAX_SEEDS:
+            raise ConfigError(f"hydra.sweeper.max_seeds must be <= {MAX_SEEDS}, got {k['max_seeds']}")
+        problem = check_alpha(k["alpha"])
+        if problem:
+            raise ConfigError(f"hydra.sweeper.alpha {problem}")
+        if not (isinstance(k["delta"], int | float) and not isinstance(k["delta"], bool) and k["delta"] > 0):
+            raise ConfigError(f"hydra.sweeper.delta must be > 0 (accuracy points), got {k['delta']!r}")
+        values = sweep_values(self.params, arguments)
+        if any(override_key(key) == "seed" and len(v) > 1 for key, v in values.items()):
+            log.info("seeds sweep: the sweeper chooses the seeds (0, 1, 2, ... in every group); the seed sweep given is left out")
+        swept = {key: v for key, v in values.items() if len(v) > 1 and override_key(key) != "seed"}
+        fixed = [v[0] for key, v in values.items() if len(v) == 1 and override_key(key) != "seed"]
         if not swept:
             raise ConfigError(
                 "hydra/sweeper=seeds compares groups: sweep at least one value besides the seed (e.g. regularization=none,augment)"
             )
         groups = {seeds.group_name(combo): list(combo) for combo in itertools.product(*swept.values())}
-        keys = [key.lstrip("+~") for key in swept]
-        table = pd.DataFrame([dict(item.split("=", 1) for item in combo) for combo in groups.values()]).rename(
-            columns=lambda c: c.lstrip("+~")
-        )
+        keys = [override_key(key) for key in swept]
+        table = pd.DataFrame([{override_key(item): item.split("=", 1)[1] for item in combo} for combo in groups.values()])
         try:
             chosen = choose_baseline(table, keys, self.baseline)
         except ValueError as err:
             raise ConfigError(f"hydra.sweeper.baseline: {err}".replace("--baseline ", "")) from None
         baselines: dict[str, str | None] = {}
         for name, combo in groups.items():
-            values = dict(item.split("=", 1) for item in combo)
-            stripped = {key.lstrip("+~"): value for key, value in values.items()}
+            stripped = {override_key(item): item.split("=", 1)[1] for item in combo}
             if chosen is None or stripped[chosen.key] == chosen.value:
                 baselines[name] = None
                 continue
-            target = [f"{key}={chosen.value if key.lstrip('+~') == chosen.key else value}" for key, value in values.items()]
+            target = [f"{item.split('=', 1)[0]}={chosen.value}" if override_key(item) == chosen.key else item for item in combo]
             baselines[name] = seeds.group_name(target) if seeds.group_name(target) in groups else None
-        comparisons = sum(base is not None for base in baselines.values())
-        design = Design(k["min_seeds"], k["max_seeds"], float(k["alpha"]), float(k["delta"]), max(1, comparisons))
-        sweep = seeds.SeedSweep(groups, baselines, design, k["seeds_per_round"], baseline=str(chosen) if chosen else None)
-        return sweep, list(fixed.values())
+        families = tuple(n for n in (sum(b == base for b in baselines.values()) for base in groups) if n)
+        design = Design(k["min_seeds"], k["max_seeds"], float(k["alpha"]), float(k["delta"]), families or (1,), k["seeds_per_round"])
+        sweep = seeds.SeedSweep(groups, baselines, design, baseline=str(chosen) if chosen else None)
+        return sweep, fixed
+
+
+class Jobs:
+    """The sweep's runs on disk: each job's overrides and directory, their results, and the progress file."""
+
+    def __init__(self, sweep: Any, fixed: list[str], sweep_dir: Path):
+        from mnistlab.config.identity import override_key
+
+        self.sweep, self.fixed, self.sweep_dir = sweep, fixed, sweep_dir
+        self.swept = {override_key(item) for combo in sweep.groups.values() for item in combo} | {"seed"}
+        self.rounds: dict[str, int] = {}
+
+    def job(self, group: str, seed: int) -> list[str]:
+        return [*self.sweep.groups[group], *self.fixed, f"seed={seed}"]
+
+    def dir(self, group: str, seed: int) -> Path:
+        from mnistlab.config.identity import job_dirname
+
+        return self.sweep_dir / job_dirname(self.job(group, seed), self.swept)
+
+    def overrides(self, group: str, seed: int) -> list[str]:
+        """A job's overrides; one whose directory holds a run resumes it (a relaunch, or a run launched again)."""
+        from mnistlab.runs.files import has_records
+
+        return self.job(group, seed) + (["trainer.resume=true"] if has_records(self.dir(group, seed)) else [])
+
+    def summary(self, group: str, seed: int) -> dict[str, Any]:
+        from mnistlab.runs.files import read_summary
+
+        try:
+            return read_summary(self.dir(group, seed))
+        except ValueError:
+            return {"status": "unreadable"}
+
+    def results(self) -> dict[str, dict[int, Any]]:
+        """``{group: {seed: outcome}}`` of every seed launched so far (:func:`mnistlab.reports.seeds.outcome`)."""
+        from mnistlab.reports import seeds
+
+        counts = seeds.used(self.sweep)
+        return seeds.results_of((g, s, seeds.outcome(self.summary(g, s))) for g in self.sweep.groups for s in range(counts[g]))
+
+    def step(self) -> float | None:
+        """The resolution of the metric the runs are compared on: the coarsest their summaries report."""
+        from mnistlab.reports import seeds
+
+        counts = seeds.used(self.sweep)
+        found = [seeds.resolution(self.summary(g, s)) for g in self.sweep.groups for s in range(counts[g])]
+        return max((r for r in found if r is not None), default=None)
+
+    def record_round(self, todo: list[tuple[str, int]], round_: int, launched: int) -> None:
+        """progress.json: the round, the jobs launched by its end, and each job's own round, for the progress lines."""
+        self.rounds |= {self.dir(g, s).name: round_ for g, s in todo}
+        state = {"round": round_, "jobs": launched + len(todo), "job_rounds": self.rounds}
+        (self.sweep_dir / PROGRESS_FILE).write_text(json.dumps(state))
 
 
 def _check_same(recorded: Any, sweep: Any, sweep_dir: Path) -> None:
@@ -183,8 +217,8 @@ def _check_same(recorded: Any, sweep: Any, sweep_dir: Path) -> None:
 
     from mnistlab.errors import RunDirError
 
-    before = {"groups": sorted(recorded.groups), "seeds_per_round": recorded.seeds_per_round, **asdict(recorded.design)}
-    now = {"groups": sorted(sweep.groups), "seeds_per_round": sweep.seeds_per_round, **asdict(sweep.design)}
+    before = {"groups": sorted(recorded.groups), **asdict(recorded.design)}
+    now = {"groups": sorted(sweep.groups), **asdict(sweep.design)}
     changed = [f"{key}: {before[key]} -> {now[key]}" for key in before if before[key] != now[key]]
     if changed:
         raise RunDirError(
@@ -197,5 +231,11 @@ def _span(jobs: list[tuple[str, int]]) -> str:
     """``seeds 3-4 of 5 groups``: what a round launches."""
     seeds = sorted({s for _, s in jobs})
     groups = len({g for g, _ in jobs})
-    shown = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+    shown = (
+        f"seed {seeds[0]}"
+        if len(seeds) == 1
+        else f"seeds {seeds[0]}-{seeds[-1]}"
+        if seeds == list(range(seeds[0], seeds[-1] + 1))
+        else "seeds " + ", ".join(map(str, seeds))
+    )
     return f"{shown} of {groups} group{'s' if groups > 1 else ''}"

@@ -18,16 +18,20 @@ log = logging.getLogger(__name__)
 
 
 def check_writable(folder: Path) -> str | None:
-    """Create ``folder`` and a file in it; returns why that fails, or None."""
+    """Whether ``folder`` can be created and written: a file is made in it, then the file and every folder this made
+    are removed again (a launch refused later leaves nothing). Returns why it cannot, or None."""
     probe = folder / ".mnistlab-write-test"
+    made = [parent for parent in [folder, *folder.parents] if not parent.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)  # Hydra creates it next
+        folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
     except OSError as err:
         return f"cannot write the output directory {folder}: {err.strerror or err}"
     finally:
         with contextlib.suppress(OSError):
             probe.unlink(missing_ok=True)
+            for parent in made:
+                parent.rmdir()
     return None
 
 
@@ -92,7 +96,6 @@ class SweepReport(Callback):
         logger = _sweep_logger(config)
         if logger is not None:
             sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-            sweep_dir.mkdir(parents=True, exist_ok=True)
             try:
                 logger[0].sweep_start(logger[1], sweep_dir)
             except UserError as err:  # Hydra would turn any exception of a callback into a warning and go on

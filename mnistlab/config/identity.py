@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -66,14 +66,52 @@ def differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
     ]
 
 
-def job_dirname(overrides: Sequence[str]) -> str:
-    """A sweep job's directory, named by its settings (``model=mlp,seed=1``), execution settings left out.
+def override_key(item: str) -> str:
+    """The key of an override (``+model.hidden=[64]`` -> ``model.hidden``)."""
+    return item.split("=", 1)[0].lstrip("+~")
+
+
+def sweep_values(params: Mapping[str, Any] | None, overrides: Sequence[str]) -> dict[str, list[str]]:
+    """Each key's values as a sweep takes them (``{"seed": ["seed=0", "seed=1"]}``): a sweeper's ``params``, then the
+    command line's overrides, a later value of a key replacing an earlier one; a key set once has one value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = [f"{key}={value}" for key, value in (params or {}).items()] + list(overrides)
+    values: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(given):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            values[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            values[key] = [f"{key}={override.get_value_element_as_str()}"]
+    return values
+
+
+SEEDS_SWEEPER = "hydra_plugins.mnistlab_seeds.SeedSweeper"  # it chooses the seeds itself
+
+
+def swept_keys(hydra: DictConfig) -> frozenset[str]:
+    """The keys a sweep varies, from Hydra's node of the sweep (its multirun.yaml): those given several values, and the
+    seed where the adaptive-seed sweeper chooses it."""
+    values = sweep_values(hydra.sweeper.get("params"), list(hydra.overrides.task))
+    keys = {override_key(key) for key, options in values.items() if len(options) > 1}
+    if hydra.sweeper.get("_target_") == SEEDS_SWEEPER:
+        keys.add("seed")
+    return frozenset(keys)
+
+
+def job_dirname(overrides: Sequence[str], swept: Collection[str] | None = None) -> str:
+    """A sweep job's directory, named by the keys the sweep varies (``model=mlp,seed=1``): ``swept``, or where that is
+    not known every setting of the job but execution settings. The job's other settings are in its ``.hydra/``.
 
     A name too long for a file name is cut and ends in a hash of the whole.
     """
-    key = lambda item: item.split("=", 1)[0].lstrip("+~")  # noqa: E731
-    kept = sorted((o for o in overrides if not is_execution_key(key(o)) and not key(o).startswith("hydra.")), key=key)
-    name = ",".join(kept).replace(os.sep, "_") or "job"
+
+    def kept(item: str) -> bool:
+        key = override_key(item)
+        return key in swept if swept is not None else not is_execution_key(key) and not key.startswith("hydra.")
+
+    name = ",".join(sorted((o for o in overrides if kept(o)), key=override_key)).replace(os.sep, "_") or "job"
     if len(name.encode()) > 200:
         name = name.encode()[:180].decode(errors="ignore") + "," + hashlib.sha1(name.encode()).hexdigest()[:12]
     return name

@@ -1,105 +1,137 @@
-"""An adaptive-seed sweep in its report: each comparison's decision, the round that made it, the seeds each group ran,
-and the runs it saved against fixed designs, replayed from the sweep's record of rounds (``seeds.json``)."""
+"""An adaptive-seed sweep in its report: each comparison's decision and the round that made it (as ``seeds.json``
+recorded them), the seeds each group ran, the runs that failed, and what the sweep cost against running every
+group to its budget."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from mnistlab.reports.columns import PRIMARY
-from mnistlab.reports.seeds import SeedSweep, assess, fixed_design, group_name, results_of, used
+from mnistlab.reports.seeds import SeedSweep, assess, group_name, outcome, results_of, used
+from mnistlab.reports.sequential import BETTER_SMALL, OPEN, WORSE_SMALL, boundaries
+from mnistlab.runs.files import read_summary
 
 
-def decisions(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, pd.DataFrame] | None:
-    """The sweep's record and one row per group (its decision against its baseline, the round, its seeds, its repeated
-    confidence interval, the seeds of the fixed design), from the runs in ``table``; None for another kind of sweep."""
+def _results(sweep: SeedSweep, table: pd.DataFrame) -> dict[str, dict[int, float | str]]:
+    """``{group: {seed: outcome}}`` of the runs in ``table`` (the sweep's summary.csv rows), from their summaries as
+    the sweeper read them."""
+    keys = {name: [item.split("=", 1)[0].lstrip("+~") for item in overrides] for name, overrides in sweep.groups.items()}
+    runs = []
+    for _, row in table.iterrows():
+        if not isinstance(row.get("run_dir"), str):
+            continue
+        for name, group_keys in keys.items():
+            if all(key in row and pd.notna(row[key]) for key in group_keys) and group_name([f"{k}={row[k]}" for k in group_keys]) == name:
+                try:
+                    summary = read_summary(Path(row["run_dir"]))
+                except ValueError:
+                    summary = {"status": "unreadable"}
+                runs.append((name, int(row["seed"]), outcome(summary)))
+                break
+    return results_of(runs)
+
+
+def replayed(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, dict] | None:
+    """The sweep's record and each comparison's assessment: the decisions ``seeds.json`` recorded, final; a sweep
+    that recorded none (an earlier mnistlab) is replayed round by round from its runs. None for another sweep."""
     sweep = SeedSweep.load(sweep_dir)
     if sweep is None:
         return None
-    keys = {name: [item.split("=", 1)[0] for item in overrides] for name, overrides in sweep.groups.items()}
+    results = _results(sweep, table)
+    if not sweep.decisions and sweep.rounds:
+        replay = copy.deepcopy(sweep)
+        for r in range(1, len(sweep.rounds) + 1):
+            replay.rounds = sweep.rounds[:r]
+            assess(replay, results)
+        sweep.decisions = replay.decisions
+    return sweep, assess(copy.deepcopy(sweep), results)
 
-    def name_of(row: pd.Series) -> str | None:
-        for name, group_keys in keys.items():
-            if all(key.lstrip("+~") in row and pd.notna(row[key.lstrip("+~")]) for key in group_keys):
-                candidate = group_name([f"{key}={row[key.lstrip('+~')]}" for key in group_keys])
-                if candidate == name:
-                    return name
+
+def decisions(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, pd.DataFrame] | None:
+    """One row per group: its decision against its baseline, the round that made it, its seeds, its repeated
+    confidence interval, and the runs that failed; None for another kind of sweep."""
+    found = replayed(sweep_dir, table)
+    if found is None:
         return None
-
-    done = table[table["status"] == "completed"]
-    results = results_of((name_of(row), int(row["seed"]), row[PRIMARY]) for _, row in done.iterrows() if name_of(row) is not None)
-    assessed = assess(sweep, results)
-    fixed = fixed_design(sweep, assessed)
+    sweep, assessed = found
     counts = used(sweep)
     rows = []
     for name in sweep.groups:
         a = assessed.get(name)
+        row = {"group": name, "baseline": sweep.baselines[name] or "", "seeds": counts[name]}
+        if a is None:
+            rows.append(row | {"decision": "baseline"})
+            continue
+        state = a.decision.state
+        if state == OPEN:
+            spent = counts[name] >= sweep.design.max_seeds or a.stuck
+            state = "open (budget spent)" if spent else OPEN
         rows.append(
-            {
-                "group": name,
-                "baseline": sweep.baselines[name] or "",
-                "decision": a.decision.state if a else "baseline",
-                "decided_in_round": a.round if a else None,
-                "seeds": counts[name],
-                "paired_seeds": a.decision.seeds if a else None,
-                "interval_low": max(-100.0, a.decision.low) if a else None,
-                "interval_high": min(100.0, a.decision.high) if a else None,
-                "fixed_design_seeds": fixed.get(name, math.nan),
+            row
+            | {
+                "decision": state,
+                "decided_in_round": a.round,
+                "paired_seeds": a.decision.seeds,
+                "mean_difference": a.decision.mean,
+                "interval_low": max(-100.0, a.decision.low),
+                "interval_high": min(100.0, a.decision.high),
+                "failed_runs": "; ".join(f"{g} seed {s}" for g, s in a.failed),
             }
         )
     return sweep, pd.DataFrame(rows)
 
 
+def _state(state: str, delta: float) -> str:
+    return state.replace("delta", f"{delta:g}") if state in (BETTER_SMALL, WORSE_SMALL) else state
+
+
 def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
-    """report.md's section: how the sweep decided, each comparison, and its cost against fixed designs."""
+    """report.md's section: how the sweep decided, each comparison with its round, and what it cost."""
     d = sweep.design
     runs = int(table["seeds"].sum())
-    fixed = table["fixed_design_seeds"]
+    everything = d.max_seeds * len(table)
+    bounds = boundaries(d)
+    step = f"in steps of {sweep.step:.2g} points" if sweep.step else "continuous"
     lines = [
         "## Adaptive seeds",
         "",
-        f"{len(sweep.rounds)} rounds, {runs} runs. Every group first ran {d.min_seeds} seeds; after each round a comparison still open gave "
-        f"its group and its baseline {sweep.seeds_per_round} more, up to {d.max_seeds}. Each comparison's repeated 95% confidence "
-        f"interval, at level {d.level:.4g} (alpha {d.alpha} over {d.comparisons} comparisons; a group-sequential paired t-test with alpha "
-        f"spending, docs/seeds.md), decides: better or worse when it excludes 0, no difference that matters when it lies inside "
-        f"±{d.delta:g} points. Any decision of the family is wrong with probability at most {d.alpha}. The table above tests "
-        "each difference as if its seeds had been fixed in advance; they were not, so its p-values understate the chance of "
-        "a false difference: the decisions here are the ones that account for how the seeds were chosen.",
+        f"{len(sweep.rounds)} rounds, {runs} runs. Every group first ran {d.min_seeds} seeds; after each round a comparison still open "
+        f"gave its group and its baseline {d.seeds_per_round} more, up to {d.max_seeds}. A comparison is decided by its repeated 95% "
+        f"confidence interval of the mean difference ({step}; a group-sequential paired t-test, alpha {d.alpha} spent over "
+        f"the rounds and shared by the {d.comparisons} comparisons, docs/seeds.md): better or worse when the interval excludes 0, "
+        f"by less than {d.delta:g} when it also stays within ±{d.delta:g}, no difference that matters when it holds 0 inside "
+        f"±{d.delta:g}. The first look that decides is final. Any decision of the family is wrong with probability at most "
+        f"{d.alpha} (± {bounds.mc_error:.4f}, the boundaries' Monte Carlo error). A run that collapsed or diverged counts at the "
+        "accuracy it ended with; the table above tests each difference as if its seeds had been fixed in advance, so its "
+        "p-values understate the chance of a false difference: the decisions here are the ones that account for how the "
+        "seeds were chosen.",
         "",
-        "| group | vs | decision | round | seeds | interval of the difference | fixed design |",
+        "| group | vs | decision | round | seeds | mean difference | interval of the difference |",
         "|---|---|---|---|---|---|---|",
     ]
+    failed = []
     for _, row in table.iterrows():
         if row["decision"] == "baseline":
-            lines.append(f"| {row['group']} | | baseline | | {row['seeds']} | | {_seeds(row['fixed_design_seeds'])} |")
+            lines.append(f"| {row['group']} | | baseline of the others | – | {row['seeds']} | | |")
             continue
-        interval = (
-            "too few seeds"
-            if not math.isfinite(row["interval_low"]) or not math.isfinite(row["interval_high"])
-            else f"[{row['interval_low']:+.2f}, {row['interval_high']:+.2f}]"
-        )
-        when = str(int(row["decided_in_round"])) if pd.notna(row["decided_in_round"]) else ""
-        decision = row["decision"] if row["decision"] != "open" or row["seeds"] < d.max_seeds else "open (budget spent)"
+        low, high = row["interval_low"], row["interval_high"]
+        interval = f"[{low:+.2f}, {high:+.2f}]" if math.isfinite(low) and math.isfinite(high) else "(no complete look yet)"
+        mean = f"{row['mean_difference']:+.2f}" if math.isfinite(row["mean_difference"]) else ""
+        when = str(int(row["decided_in_round"])) if pd.notna(row["decided_in_round"]) else "–"
         lines.append(
-            f"| {row['group']} | {row['baseline']} | {decision} | {when} | {row['seeds']} | {interval} | {_seeds(row['fixed_design_seeds'])} |"
+            f"| {row['group']} | {row['baseline']} | {_state(row['decision'], d.delta)} | {when} | {row['seeds']} | {mean} | {interval} |"
         )
-    needed = fixed.dropna()
+        if row.get("failed_runs"):
+            failed.append(f"{row['group']}: {row['failed_runs']}")
+    saved = everything - runs
     lines += [
         "",
-        f"Runs: {runs} here; fixed {d.min_seeds} seeds per group: {d.min_seeds * len(table)} (deciding nothing it cannot at {d.min_seeds})",
+        f"The sweep ran {runs} runs; running every group to its budget of {d.max_seeds} seeds would have taken {everything}"
+        + (f", so it saved {saved} run{'s' if saved != 1 else ''} ({saved / everything:.0%})." if saved > 0 else "."),
     ]
-    if len(needed) == len(table) and all(math.isfinite(v) for v in needed):
-        lines[-1] += f"; the fixed design with 80% power for each comparison as observed (its seeds above): {int(needed.sum())}."
-    else:
-        lines[-1] += (
-            "; a fixed design with 80% power for every comparison: more than any budget (a difference near 0 needs ever more seeds)."
-        )
+    if failed:
+        lines += ["", "Runs that failed twice (their comparisons could not look again): " + "; ".join(failed) + "."]
     return [*lines, ""]
-
-
-def _seeds(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return "> 1000" if math.isinf(value) else str(int(value))

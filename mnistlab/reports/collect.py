@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnistlab.config.identity import is_execution_key, job_dirname
+from mnistlab.config.identity import is_execution_key
 from mnistlab.reports.columns import declared_columns
 from mnistlab.runs import lock
 from mnistlab.runs.files import METRICS_FILE, OVERRIDES_FILE, read_overrides, read_summary
@@ -77,9 +77,9 @@ def overrides_of(job: Sequence[str]) -> dict[str, str]:
     return {key.lstrip("+~"): value for key, value in pairs if not key.lstrip("+~").startswith("hydra.")}
 
 
-def load_runs(run_dirs: Sequence[Path], pending: Sequence[Sequence[str]] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """One row per run (overrides as columns), then one per ``pending`` job (its overrides), the per-epoch histories,
-    and the override keys.
+def load_runs(run_dirs: Sequence[Path], pending: Sequence[tuple[str, Sequence[str]]] = ()) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """One row per run (overrides as columns), then one per ``pending`` job (its name and overrides), the per-epoch
+    histories, and the override keys.
 
     The table's ``attrs["columns"]`` holds the report's columns (:func:`declared_columns`); a result exists only
     for a completed run.
@@ -100,15 +100,16 @@ def load_runs(run_dirs: Sequence[Path], pending: Sequence[Sequence[str]] = ()) -
         if row["final_train_acc"] is not None and row["final_test_acc"] is not None:
             row["gap"] = row["final_train_acc"] - row["final_test_acc"]
         row |= {key: summary.get(key) for key in ("study", "trial", "objective")}
+        row["test_images"] = (summary.get("images") or {}).get("test")
         row["error"] = "; ".join(problems) if problems else summary.get("error") or summary.get("collapsed")
         row["run_dir"] = str(run_dir)
         rows.append(row)
         if not history.empty:
             histories.append(history.assign(job=run_dir.name, run_dir=str(run_dir), status=status, **overrides))
-    for job in pending:
+    for name, job in pending:
         overrides = overrides_of(job)
         keys += [k for k in overrides if k not in keys]
-        rows.append({"job": job_dirname(job), **overrides, "status": "pending", "error": None, "run_dir": None})
+        rows.append({"job": name, **overrides, "status": "pending", "error": None, "run_dir": None})
     table = pd.DataFrame(rows)
     for key in [c.key for c in columns] + ["params"]:
         table[key] = pd.to_numeric(table[key], errors="coerce")

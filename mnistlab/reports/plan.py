@@ -12,7 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mnistlab.config.identity import job_dirname
+from mnistlab.config.identity import job_dirname, sweep_values, swept_keys
 
 GRID = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # Hydra's own sweeper, named as its config names it
 STUDY = "hydra_plugins.mnistlab_optuna.StudySweeper"
@@ -20,19 +20,16 @@ STUDY = "hydra_plugins.mnistlab_optuna.StudySweeper"
 
 def grid_jobs(hydra: DictConfig) -> list[list[str]] | None:
     """Each job's overrides, in launch order, for Hydra's grid sweeper; None for a sweeper that decides as it goes."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     if hydra.sweeper.get("_target_") != GRID:
         return None
-    given = [f"{key}={value}" for key, value in (hydra.sweeper.get("params") or {}).items()] + list(hydra.overrides.task)
-    values: dict[str, list[str]] = {}
-    for override in OverridesParser.create().parse_overrides(given):
-        key = override.get_key_element()
-        if override.is_sweep_override():
-            values[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
-        else:
-            values[key] = [f"{key}={override.get_value_element_as_str()}"]
+    values = sweep_values(hydra.sweeper.get("params"), list(hydra.overrides.task))
     return [list(job) for job in itertools.product(*values.values())]
+
+
+def job_names(hydra: DictConfig, jobs: list[list[str]]) -> list[str]:
+    """The directories of ``jobs``, named as the sweep names them (by the keys it varies)."""
+    swept = swept_keys(hydra) or None
+    return [job_dirname(job, swept) for job in jobs]
 
 
 def planned(hydra: DictConfig) -> tuple[list[str] | None, int | None]:
@@ -40,7 +37,7 @@ def planned(hydra: DictConfig) -> tuple[list[str] | None, int | None]:
     (None where nobody can say: another sweeper)."""
     jobs = grid_jobs(hydra)
     if jobs is not None:
-        return [job_dirname(job) for job in jobs], len(jobs)
+        return job_names(hydra, jobs), len(jobs)
     if hydra.sweeper.get("_target_") == STUDY:
         return None, int(hydra.sweeper.n_trials)
     return None, None

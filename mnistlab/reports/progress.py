@@ -85,17 +85,18 @@ class SweepProgress:
             print(line, file=self.out, flush=True)
         return lines
 
-    def _round(self) -> str:
-        """`` · round 2`` for a sweeper that decides round by round (its jobs so far become the total), else nothing."""
+    def _round(self, name: str) -> str:
+        """`` · round 2``, the round that launched job ``name``, for a sweeper that decides round by round (its jobs so
+        far become the total), else nothing."""
         try:
             state = json.loads((self.sweep_dir / ROUND_FILE).read_text())
         except (OSError, ValueError):
             return ""
         self.total = int(state["jobs"]) + len(self.done - self.ended_here)
-        return f" · round {state['round']}"
+        return f" · round {state.get('job_rounds', {}).get(name, state['round'])}"
 
     def line(self, name: str, summary: dict[str, Any]) -> str:
-        rounds = self._round()
+        rounds = self._round(name)
         elapsed = time.time() - self.started
         seconds = summary.get("wall_seconds")
         took = f" in {duration(seconds)}" if isinstance(seconds, int | float) else ""

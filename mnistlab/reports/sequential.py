@@ -1,18 +1,26 @@
-"""Decisions over seeds that stay valid however often the data are looked at: a group-sequential paired t-test
-with alpha spending, and its repeated confidence intervals.
+"""Decisions over seeds that stay valid however often they are looked at: group-sequential paired t-tests with
+alpha spending across comparisons that share a baseline, and their repeated confidence intervals.
 
-Each comparison (a group against its baseline, paired over seeds) is looked at after every round of seeds. At
-a look with n paired seeds, the repeated confidence interval is the mean difference ± c_n s / √n, where the
-boundaries c_n spend the comparison's level (alpha / comparisons) over the looks as ``level · (n / max_seeds)^ρ``
-(Kim & DeMets 1987; ρ = 3 is close to O'Brien & Fleming's boundary) and are computed for the t-statistics
-themselves, whose null distribution does not depend on the spread, by simulating 200,000 Gaussian paths
-(Jennison & Turnbull 1989, 1991): exact at any number of seeds, not only in the limit. With probability at least
-1 − level the interval holds the true difference at every look, whenever the looks stop, so each decision below
-is wrong with probability at most alpha / comparisons, and any decision of the family with probability at most alpha:
+Each comparison (a group against its baseline, paired over seeds) is looked at when its groups reach a planned
+number of seeds (``min_seeds``, then every ``seeds_per_round`` more, up to ``max_seeds``). At a look with n paired
+differences d, the repeated confidence interval is mean(d) ± c_n · s̃ / √n, where s̃² = s² + step²/6: the sample
+variance plus the variance two roundings to the metric's resolution add (Sheppard 1898), so that differences that
+tie exactly (test accuracy moves in steps of 100/N points) never make a zero spread and an infinite t.
 
-- **better** or **worse**: the interval lies above or below 0;
-- **no difference that matters**: the interval lies inside ±delta;
-- **open** otherwise, until its groups have ``max_seeds`` seeds.
+The boundaries c_n spend the family-wise ``alpha`` over the looks as ``alpha · (n / max_seeds)^RHO`` (the power
+family of Kim & DeMets 1987) for the largest |t| of all comparisons at once, as multi-arm multi-stage designs do
+(Magirr, Jaki & Whitehead 2012): comparisons that share a baseline are correlated, and the boundary accounts for
+it, like Dunnett's test. A look whose spending is large enough is computed from ``PATHS`` simulated sweeps under
+no difference (Gaussian seeds, each family sharing its baseline as the sweep does), from a fixed seed; a look
+whose spending would rest on fewer than ``MIN_CROSSINGS`` of them (the first looks) takes the exact
+Bonferroni bound of the t distribution instead. With probability at least 1 − alpha (up to the stated Monte Carlo
+error) every interval of every comparison holds its true difference at every look, so any decision below is
+wrong with probability at most alpha over the whole family:
+
+- **better** / **worse**: the interval lies above / below 0 and reaches beyond ±delta;
+- **better, by less than delta** / **worse, by less than delta**: the interval lies between 0 and ±delta;
+- **no difference that matters**: the interval holds 0 and lies inside ±delta;
+- **open** otherwise, until the budget is spent.
 """
 
 from __future__ import annotations
@@ -23,94 +31,154 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
-PATHS, PATH_SEED, CHUNK = 200_000, 1987, 20_000
-RHO = 3.0  # the spending function's power: level * t^RHO
-DECISIONS = ("better", "worse", "no difference that matters", "open")
+PATHS, PATH_SEED, CHUNK = 200_000, 1987, 10_000
+MIN_CROSSINGS = 400  # a look whose spending rests on fewer simulated crossings takes the exact Bonferroni bound
+RHO = 1.0  # the spending function's power: alpha * (n / max_seeds)^RHO, linear (chosen by benchmarks/seed_simulation.py)
+ALPHA_RANGE = (0.001, 0.2)  # outside it the first looks cannot decide, or the intervals stop meaning anything
+
+BETTER, BETTER_SMALL, SAME, WORSE_SMALL, WORSE, OPEN = (
+    "better",
+    "better, by less than delta",
+    "no difference that matters",
+    "worse, by less than delta",
+    "worse",
+    "open",
+)
+DECISIONS = (BETTER, BETTER_SMALL, SAME, WORSE_SMALL, WORSE, OPEN)
 
 
 @dataclass(frozen=True)
 class Design:
-    """What an adaptive-seed sweep decides with: the seeds each group gets first and at most, the family-wise
-    ``alpha`` over ``comparisons`` comparisons, and ``delta``, the smallest difference that matters (metric units)."""
+    """What an adaptive-seed sweep decides with: the seeds each group gets first, per round and at most, the
+    family-wise ``alpha``, ``delta`` (the smallest difference that matters, metric units), and ``families``: how many
+    comparisons share each baseline (``(7,)`` for the ablation, ``(1, 1)`` for two models each with two presets)."""
 
     min_seeds: int = 3
     max_seeds: int = 20
     alpha: float = 0.05
     delta: float = 0.1
-    comparisons: int = 1
+    families: tuple[int, ...] = (1,)
+    seeds_per_round: int = 1
+    rho: float = RHO
 
     @property
-    def level(self) -> float:
-        """Each comparison's error probability: alpha / comparisons."""
-        return self.alpha / max(1, self.comparisons)
+    def comparisons(self) -> int:
+        return sum(self.families)
+
+    @property
+    def looks(self) -> tuple[int, ...]:
+        """The paired seeds at each planned look: min_seeds, then every seeds_per_round more, up to max_seeds."""
+        return tuple(range(self.min_seeds, self.max_seeds, self.seeds_per_round)) + (self.max_seeds,)
+
+    def spent(self, n: int) -> float:
+        """The family-wise error this design may have spent by a look at ``n`` paired seeds."""
+        return self.alpha * min(1.0, n / self.max_seeds) ** self.rho
+
+
+@dataclass(frozen=True)
+class Boundaries:
+    """The |t| boundary at each planned look, whether it is the exact Bonferroni bound, and the Monte Carlo standard
+    error of the family-wise error the whole design spends."""
+
+    looks: tuple[int, ...]
+    values: tuple[float, ...]
+    exact: tuple[bool, ...]
+    mc_error: float
+
+    def at(self, n: int) -> float:
+        return self.values[self.looks.index(n)]
 
 
 @dataclass(frozen=True)
 class Decision:
     state: str  # one of DECISIONS
-    low: float  # the repeated confidence interval of the mean difference (running intersection), NaN before a look
+    low: float  # the repeated confidence interval of the mean difference at the look that made it; NaN before a look
     high: float
-    seeds: int  # the paired seeds at the last look
+    seeds: int  # the paired seeds at that look
+    mean: float = math.nan
 
 
-@functools.lru_cache(maxsize=8)
-def _null_t(max_seeds: int) -> np.ndarray:
-    """|t| of the running mean of Gaussian differences with mean 0, at each n from 1 to max_seeds (column n - 1), for
-    PATHS simulated paths, from a fixed seed: the same boundaries on every machine and in every report."""
-    rng = np.random.default_rng(PATH_SEED)
-    out = np.empty((PATHS, max_seeds), dtype=np.float32)
-    n = np.arange(1, max_seeds + 1)
-    for start in range(0, PATHS, CHUNK):
-        x = rng.standard_normal((CHUNK, max_seeds))
-        mean = np.cumsum(x, 1) / n
-        var = np.maximum(np.cumsum(x * x, 1) - n * mean**2, 0.0) / np.maximum(n - 1, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[start : start + CHUNK] = np.abs(mean / np.sqrt(var / n))
-    out[:, 0] = np.inf  # one seed: no spread, no look
+def _max_t(design: Design, rng: np.random.Generator, paths: int) -> np.ndarray:
+    """The largest |t| of all comparisons at each look, for ``paths`` simulated sweeps with no difference anywhere."""
+    looks = np.asarray(design.looks)
+    n_max = design.max_seeds
+    out = np.zeros((paths, len(looks)), dtype=np.float32)
+    counts = looks.astype(np.float64)
+    for family in design.families:
+        base = rng.standard_normal((paths, 1, n_max), dtype=np.float32)
+        d = (rng.standard_normal((paths, family, n_max), dtype=np.float32) - base).astype(np.float64)
+        s1 = np.cumsum(d, axis=2)[:, :, looks - 1]
+        s2 = np.cumsum(d * d, axis=2)[:, :, looks - 1]
+        mean = s1 / counts
+        var = np.maximum(s2 - counts * mean**2, 1e-300) / (counts - 1)
+        t = np.abs(mean) / np.sqrt(var / counts)
+        np.maximum(out, t.max(axis=1).astype(np.float32), out=out)
     return out
 
 
-@functools.lru_cache(maxsize=1024)
-def boundaries(looks: tuple[int, ...], max_seeds: int, level: float) -> tuple[float, ...]:
-    """The |t| boundary of each look (paired seeds at each, increasing), spending ``level * (n / max_seeds)^RHO`` by
-    each look's n; a look that may spend nothing yet has an infinite boundary."""
-    t = _null_t(max(max_seeds, looks[-1]))
+@functools.lru_cache(maxsize=64)
+def boundaries(design: Design) -> Boundaries:
+    """The boundaries of ``design``'s planned looks (see the module's docstring); the same on every machine."""
+    looks = design.looks
+    if looks[0] < 2:
+        raise ValueError("a look needs at least 2 paired seeds")
+    rng = np.random.default_rng(PATH_SEED)
+    t = np.concatenate([_max_t(design, rng, min(CHUNK, PATHS - start)) for start in range(0, PATHS, CHUNK)])
     alive = np.ones(PATHS, dtype=bool)
-    spent, out = 0, []
-    for n in looks:
-        allowed = int(math.floor(level * min(1.0, n / max_seeds) ** RHO * PATHS))  # paths that may have crossed by now
-        values = t[alive, n - 1]
-        room = allowed - spent
-        if n < 2 or room <= 0:
-            out.append(math.inf)
-            continue
-        c = float(np.partition(values, len(values) - room)[len(values) - room]) if room <= len(values) else 0.0
-        crossed = values >= c
-        out.append(c)
-        spent += int(crossed.sum())
-        index = np.flatnonzero(alive)
-        alive[index[crossed]] = False
-    return tuple(out)
+    crossed, values, exact = 0, [], []
+    for j, n in enumerate(looks):
+        room = design.spent(n) * PATHS - crossed  # simulated sweeps that may cross here
+        if room < MIN_CROSSINGS:  # too few to simulate: Bonferroni over the comparisons, exact for the t distribution
+            c = float(stats.t.isf(max(room, 1e-12) / PATHS / (2 * design.comparisons), n - 1))
+            exact.append(True)
+        else:
+            current = t[alive, j]
+            k = int(math.floor(room))
+            c = float(np.partition(current, len(current) - k)[len(current) - k]) if k < len(current) else 0.0
+            exact.append(False)
+        hit = alive & (t[:, j] >= c)
+        crossed += int(hit.sum())
+        alive &= ~hit
+        values.append(c)
+    mc_error = math.sqrt(design.alpha * (1 - design.alpha) / PATHS)
+    return Boundaries(looks, tuple(values), tuple(exact), mc_error)
 
 
-def decide(differences: Sequence[float], looks: Sequence[int], design: Design) -> Decision:
-    """A comparison's state after its looks: ``differences`` are the paired per-seed differences in seed order,
-    ``looks`` the number of them seen at each round's end (the last look is ``len(differences)``). The first look
-    at which the repeated interval decides is final."""
+def spread(differences: np.ndarray, step: float) -> float:
+    """The standard deviation of paired differences, with the variance of rounding both values to ``step`` added."""
+    n = len(differences)
+    var = float(np.var(differences, ddof=1)) if n > 1 else math.inf
+    return math.sqrt(var + step * step / 6.0)
+
+
+def classify(low: float, high: float, delta: float) -> str:
+    """The one state an interval [low, high] names (see the module's docstring)."""
+    if low > 0:
+        return BETTER_SMALL if high < delta else BETTER
+    if high < 0:
+        return WORSE_SMALL if low > -delta else WORSE
+    if low > -delta and high < delta:
+        return SAME
+    return OPEN
+
+
+def decide(differences: Sequence[float], design: Design, step: float = 0.0) -> Decision:
+    """A comparison's state at a look with ``len(differences)`` paired seeds, a planned look of ``design``:
+    the repeated interval of the mean difference, and the state it names."""
     d = np.asarray(differences, dtype=float)
-    looks = tuple(sorted({min(int(n), len(d)) for n in looks if n >= 2}))
-    if not looks:
-        return Decision("open", math.nan, math.nan, len(d))
-    n = np.asarray(looks)
-    c = np.asarray(boundaries(looks, design.max_seeds, design.level))
-    sums, squares = np.cumsum(d)[n - 1], np.cumsum(d * d)[n - 1]
-    mean = sums / n
-    spread = np.sqrt(np.maximum(squares - n * mean**2, 0.0) / (n - 1))
-    with np.errstate(invalid="ignore"):
-        half = np.where(np.isfinite(c), c * spread / np.sqrt(n), np.inf)
-    low, high = np.maximum.accumulate(mean - half), np.minimum.accumulate(mean + half)  # the running intersection
-    states = np.select([low > 0, high < 0, (low > -design.delta) & (high < design.delta)], DECISIONS[:3], DECISIONS[3])
-    decided = np.flatnonzero(states != "open")
-    k = int(decided[0]) if len(decided) else len(looks) - 1
-    return Decision(str(states[k]), float(low[k]), float(high[k]), int(n[k]))
+    n = len(d)
+    c = boundaries(design).at(n)
+    mean = float(d.mean())
+    half = c * spread(d, step) / math.sqrt(n)
+    low, high = mean - half, mean + half
+    return Decision(classify(low, high, design.delta), low, high, n, mean)
+
+
+def check_alpha(alpha: float) -> str | None:
+    """Why ``alpha`` is refused, or None."""
+    low, high = ALPHA_RANGE
+    if not (isinstance(alpha, int | float) and not isinstance(alpha, bool) and low <= alpha <= high):
+        return f"must be between {low} and {high} (every look must be able to decide, and an interval must mean something), got {alpha!r}"
+    return None

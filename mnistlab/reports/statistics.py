@@ -13,6 +13,7 @@ holds it to (:func:`seeds_needed`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -153,3 +154,27 @@ def compare_to_baseline(runs: pd.DataFrame, keys: Sequence[str], baseline: Basel
         for d, level, significant in zip(differences, levels, table["significant"], strict=True)
     ]
     return table
+
+
+OUTLIER_SPREADS = 6.0  # a seed this many typical spreads from its group's median stands out
+
+
+def outliers(groups: dict[str, dict[int, float]], step: float = 0.0) -> tuple[list[tuple[str, int, float, float]], float]:
+    """Seeds that stand out from their group: ``(group, seed, value, the group's median)`` for each, and the typical
+    spread of a seed, pooled over every group: 1.4826 times the median distance of a seed from its group's median
+    (each odd group's median itself left out). A seed stands out beyond :data:`OUTLIER_SPREADS` of them, and beyond
+    3 steps of the metric. Too few seeds to pool (fewer than 4 distances): none."""
+    medians = {g: float(np.median(list(v.values()))) for g, v in groups.items() if len(v) >= 3}
+    distances = []
+    for g, median in medians.items():
+        values = sorted(groups[g].values())
+        kept = values[: len(values) // 2] + values[(len(values) + 1) // 2 :] if len(values) % 2 else values
+        distances += [abs(v - median) for v in kept]
+    if len(distances) < 4:
+        return [], math.nan
+    spread = 1.4826 * float(np.median(distances))
+    limit = max(OUTLIER_SPREADS * spread, 3 * step)
+    if limit <= 0:  # every seed of every group tied, and no step known: nothing to measure a distance by
+        return [], spread
+    found = [(g, s, v, medians[g]) for g in medians for s, v in sorted(groups[g].items()) if abs(v - medians[g]) > limit]
+    return found, spread

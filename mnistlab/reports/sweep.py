@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from mnistlab.config.identity import job_dirname
 from mnistlab.errors import NoRunsError
 from mnistlab.reports import sweep_figures
 from mnistlab.reports.adaptive import decisions, section
@@ -16,20 +15,42 @@ from mnistlab.reports.collect import fill_keys, find_runs, group_keys, group_lab
 from mnistlab.reports.columns import PRIMARY, stat
 from mnistlab.reports.comparison import compare
 from mnistlab.reports.markdown import comparison_markdown
-from mnistlab.reports.plan import grid_jobs, recorded
+from mnistlab.reports.plan import grid_jobs, job_names, recorded
 from mnistlab.reports.seeds import SeedSweep
-from mnistlab.reports.statistics import ALPHA, choose_baseline
+from mnistlab.reports.statistics import ALPHA, OUTLIER_SPREADS, choose_baseline, outliers
 from mnistlab.reports.study import write_study_report
 
 log = logging.getLogger(__name__)
 
 
-def not_started(paths: Sequence[str | Path], run_dirs: Sequence[Path]) -> list[list[str]]:
-    """The jobs of a grid sweep (one sweep directory given) that have no directory yet: a sweep still running."""
+def not_started(paths: Sequence[str | Path], run_dirs: Sequence[Path]) -> list[tuple[str, list[str]]]:
+    """The jobs of a grid sweep (one sweep directory given) that have no directory yet, by name: a sweep still running."""
     hydra = recorded(Path(paths[0])) if len(paths) == 1 else None
     jobs = grid_jobs(hydra) if hydra is not None else None
+    if not jobs:
+        return []
     names = {run_dir.name for run_dir in run_dirs}
-    return [job for job in jobs or [] if job_dirname(job) not in names]
+    return [(name, job) for name, job in zip(job_names(hydra, jobs), jobs, strict=True) if name not in names]
+
+
+def standing_out(frame: pd.DataFrame, swept: Sequence[str], labels: Sequence[str], comparison: pd.DataFrame) -> list[str]:
+    """report.md's lines on seeds far from the rest of their group (:func:`mnistlab.reports.statistics.outliers`)."""
+    if "seed" not in frame or not swept:
+        return []
+    groups = {}
+    for label, (_, row) in zip(labels, comparison.iterrows(), strict=True):
+        runs = frame[(frame[swept] == row[swept]).all(axis=1) & frame[PRIMARY].notna()]
+        groups[label] = {int(seed): float(value) for seed, value in zip(runs["seed"], runs[PRIMARY], strict=True) if str(seed).isdigit()}
+    images = pd.to_numeric(frame.get("test_images"), errors="coerce").dropna() if "test_images" in frame else pd.Series(dtype=float)
+    found, spread = outliers(groups, 100.0 / images.min() if len(images) else 0.0)
+    if not found:
+        return []
+    listed = "; ".join(f"{group}, seed {seed}: {value:.2f}% (the group's median {median:.2f}%)" for group, seed, value, median in found)
+    return [
+        f"**Seeds that stand out** (more than {OUTLIER_SPREADS:g} typical spreads of a seed, {spread:.2f} points, from their group's "
+        f"median): {listed}. A mean over such seeds says little; look at the run before trusting its group's row.",
+        "",
+    ]
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None, baseline: str | None = None) -> tuple[Path, int]:
@@ -94,6 +115,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
             "",
         ]
     lines += [comparison_markdown(comparison, swept, table.attrs["columns"]), ""]
+    lines += standing_out(frame, swept, labels, comparison)
     if adaptive is not None:
         sweep, decided = decisions(Path(paths[0]), table)
         decided.to_csv(out / "decisions.csv", index=False)

@@ -67,6 +67,10 @@ def build_trainer(config: RunConfig, dataset: Dataset, images: Images, run_dir: 
     metrics = with_built_in([build(node, f"metric.{name}") for name, node in named(cfg, "metric").items()])
     log.info("\n%s", parameter_table(model))
     facts = {"model": job.model or type(model).__name__, "dataset": dataset.name, "params": count_parameters(model)}
+    facts["num_classes"] = int(dataset.num_classes or len(dataset.classes or ()))
+    facts["images"] = {
+        split: len(part) for split, part in (("train", data.train), ("val", data.val), ("test", data.test)) if part is not None
+    }
     model = prepare_model(model, settings, device)
     optimizer = make_optimizer(cfg.optimizer, model, device)
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches, settings.min_steps_per_epoch)

@@ -153,6 +153,7 @@ class MlflowLogger(CsvLogger):
         record = cls._sweep_file(sweep_dir)
         if record.exists():  # a relaunched sweep keeps its experiment and parent run
             return
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         client = cls._client(options["tracking_uri"])
         experiment_id = cls._experiment_id(client, options.get("experiment") or sweep_dir.name, options["tracking_uri"])
         parent = client.create_run(experiment_id, run_name=f"sweep {sweep_dir.name}", tags={"mnistlab.sweep_dir": str(sweep_dir)})
