@@ -59,7 +59,7 @@ def train(out: Path, run: dict, extra: list[str]) -> dict:
         f"model={run['model']}",
         f"seed={run['seed']}",
         f"trainer.threads={run['threads']}",
-        "trainer.plots=false",
+        "run.plots=false",
         "trainer.progress=false",
         *([f"optimizer.lr={run['lr']}"] if run["lr"] is not None else []),
         *extra,

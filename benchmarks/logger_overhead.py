@@ -52,7 +52,7 @@ def main() -> None:
                     f"logger={name}",
                     f"trainer.epochs={args.epochs}",
                     "trainer.progress=false",
-                    "trainer.plots=false",
+                    "run.plots=false",
                     f"hydra.run.dir={tmp}/{name}",
                     *([f"logger.tracking_uri=sqlite:///{tmp}/mlflow.db"] if name == "mlflow" else []),
                 )

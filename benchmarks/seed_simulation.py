@@ -38,6 +38,7 @@ class Noise:
 
     sd: float = 0.06
     step: float = 0.0
+    baseline_sd: float | None = None  # the baseline's spread, where it differs from the groups' (None: the same)
     skew: float = 0.0
     collapse: float = 0.0
     collapse_acc: float = 11.35
@@ -74,7 +75,8 @@ def simulate(design: Design, effect: float, noise: Noise, rng: np.random.Generat
     means["g0"] += effect
     runs = {}
     for n in names:
-        values = means[n] + noise.sd * draw(rng, noise, design.max_seeds, skewed=n != "base")
+        sd = noise.baseline_sd if n == "base" and noise.baseline_sd is not None else noise.sd
+        values = means[n] + sd * draw(rng, noise, design.max_seeds, skewed=n != "base")
         if n == "g0" and noise.collapse:
             values = np.where(rng.random(design.max_seeds) < noise.collapse, noise.collapse_acc, values)
         runs[n] = np.round(values / noise.step) * noise.step if noise.step else values
@@ -149,12 +151,13 @@ def main() -> None:
     parser.add_argument("--collapse", type=float, default=0.0, help="the share of that group's seeds that collapse")
     parser.add_argument("--collapse-acc", type=float, default=11.35, help="the accuracy of a collapsed run")
     parser.add_argument("--skew", type=float, default=0.0, help="the skewness of the compared groups' seeds (to the left)")
+    parser.add_argument("--baseline-sd", type=float, help="the baseline's spread, where it differs from the other groups'")
     parser.add_argument("--effects", type=float, nargs="*", help="effects for the seeds table (default: 1, 2, 3, 5 times delta)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     design = Design(args.min_seeds, args.max_seeds, args.alpha, args.delta, (args.comparisons,), args.per_round, args.rho)
-    noise = Noise(args.sd, args.step, args.skew, args.collapse, args.collapse_acc)
+    noise = Noise(args.sd, args.step, args.baseline_sd, args.skew, args.collapse, args.collapse_acc)
     main_run = run(design, args.effect, noise, args.sweeps, args.seed)
     at_delta = run(design, args.delta, Noise(args.sd, args.step), args.sweeps, args.seed + 1)
     false_same = at_delta["states"].get(SAME, 0.0) + at_delta["states"].get(BETTER_SMALL, 0.0)

@@ -1,6 +1,6 @@
 """Time to 99% test accuracy with the ``experiment=speedrun`` recipe (or another), seeds 0-4.
 
-Each run stops as soon as test accuracy reaches ``trainer.target_acc`` (evaluated after every epoch);
+Each run stops as soon as test accuracy reaches ``callback.target_accuracy.target`` (evaluated after every epoch);
 the time is the training loop's wall time including those evaluations. Loading the data and starting
 the interpreter are excluded; with ``--warmup-runs 1`` so is a GPU's one-off start-up (CUDA context,
 library handles, kernel loading), paid by an untimed run first.
@@ -34,8 +34,8 @@ def main() -> None:
             overrides = [
                 f"experiment={args.experiment}",
                 f"seed={seed or 0}",
-                "trainer.plots=false",
-                "trainer.checkpoint=false",
+                "run.plots=false",
+                "run.checkpoint=false",
                 *args.overrides,
             ]
             cfg = compose(config_name="config", overrides=overrides)
@@ -45,7 +45,7 @@ def main() -> None:
             if seed is None:
                 continue
             rows.append((seed, summary["time_to_target"], summary["final_test_acc"], summary["epochs_run"]))
-    target = cfg.trainer.target_acc
+    target = cfg.callback.target_accuracy.target
     print(f"\ntarget {target}% test accuracy on {summary['device']}, recipe experiment={args.experiment} {' '.join(args.overrides)}")
     print(f"{'seed':>4} {'seconds':>8} {'test acc':>9} {'epochs':>6}")
     for seed, seconds, acc, epochs in rows:

@@ -6,18 +6,19 @@ from typing import Any
 
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from mnistlab.training import Callback, Column
+from mnistlab.training import Callback, Column, Weights
 
 
 class EMA(Callback):
     """Averages the weights (and batch-norm statistics) after every step with ``decay``; adds the average's test
-    metrics to each epoch's row (``ema_test_acc``, ...). Its state is checkpointed, so a resumed run equals an
-    uninterrupted one."""
+    metrics to each epoch's row (``ema_test_acc``, ...); with ``finish_with_average``, the run finishes with the
+    average (the summary, the checkpoint and mnistlab-eval then use it). Its state is checkpointed, so a resumed run
+    equals an uninterrupted one."""
 
-    def __init__(self, decay: float = 0.999):
+    def __init__(self, decay: float = 0.999, finish_with_average: bool = False):
         if not 0 < decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
-        self.decay, self.average, self.restored = decay, None, None
+        self.decay, self.finish_with_average, self.average, self.restored = decay, finish_with_average, None, None
 
     def on_fit_start(self, trainer: Any) -> None:
         self.average = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
@@ -29,6 +30,11 @@ class EMA(Callback):
 
     def on_epoch_end(self, trainer: Any, row: dict[str, Any]) -> None:
         row |= {f"ema_test_{name}": value for name, value in trainer.evaluate(self.average.module, trainer.data.test).items()}
+
+    def final_weights(self, trainer: Any) -> Weights | None:
+        if not self.finish_with_average or self.average is None:
+            return None
+        return Weights(self.average.module.state_dict(), trainer.epoch)
 
     def columns(self, trainer: Any) -> dict[str, Column]:
         """The average's test metrics, each shown and tested in the sweep report like the metric it repeats."""

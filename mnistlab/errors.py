@@ -6,6 +6,7 @@ EXIT_NOT_LEARNED = 3  # the run learned nothing: its loss became NaN or infinite
 NOT_LEARNED = ("diverged", "collapsed")  # the statuses of exit 3
 EXIT_OUTPUT = 4  # a run file cannot be written (OutputError): a full disk, a read-only folder
 EXIT_SWEEP_INCOMPLETE = 5  # a sweep ran to its end, but its report lists jobs without a result
+EXIT_CALLBACK_STATUS = 6  # a callback ended the run with a status of its own (trainer.stop(reason, status=...))
 EXIT_STOPPED = {"interrupted": 130, "terminated": 143}  # Ctrl-C, SIGTERM
 
 

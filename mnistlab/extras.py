@@ -20,6 +20,7 @@ MODULES = {  # extra -> a module it installs (looked up, never imported here)
     "mlflow": "mlflow",
     "export": "onnxruntime",
     "digits": "sklearn",
+    "torchmetrics": "torchmetrics",
 }
 
 CHOICES = {  # (config group, option) on the command line -> the extra it needs

@@ -114,4 +114,4 @@ def run_interrupted_then_resumed(
     monkeypatch.setattr(Trainer, "train_epoch", original)
     if not resume:
         return stopped, None
-    return stopped, task.run(make_cfg(*overrides, *resume_with, "trainer.resume=true"), run_dir)
+    return stopped, task.run(make_cfg(*overrides, *resume_with, "run.resume=true"), run_dir)

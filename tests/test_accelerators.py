@@ -161,7 +161,7 @@ def test_graphed_run_with_augmentation_dropout_and_amp_learns(tiny_data):
 
 @cuda
 def test_graphed_run_resumes_after_an_interruption(make_cfg, tmp_path, monkeypatch):
-    overrides = ["trainer.epochs=2", "trainer.plots=false", "trainer.cuda_graph=true", "trainer.device=cuda", "seed=1"]
+    overrides = ["trainer.epochs=2", "run.plots=false", "trainer.cuda_graph=true", "trainer.device=cuda", "seed=1"]
     full = task.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
     stopped, resumed = run_interrupted_then_resumed(make_cfg, overrides, tmp_path / "part", monkeypatch)
     assert stopped["status"] == "interrupted"

@@ -18,6 +18,6 @@ pytestmark = pytest.mark.slow
     ],
 )
 def test_documented_accuracy(make_cfg, tmp_path, overrides, floor):
-    summary = task.run(make_cfg(*overrides, "seed=0", "trainer.plots=false", "trainer.checkpoint=false"), tmp_path)
+    summary = task.run(make_cfg(*overrides, "seed=0", "run.plots=false", "run.checkpoint=false"), tmp_path)
     assert summary["status"] == "completed"
     assert summary["final_test_acc"] >= floor

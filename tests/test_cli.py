@@ -95,7 +95,7 @@ def test_accelerator_options_are_accepted_on_cpu(tmp_path):
         "model=lenet5",
         "trainer.epochs=1",
         "trainer.limit_batches=100",
-        "trainer.plots=false",
+        "run.plots=false",
         "trainer.device=cpu",
         "trainer.amp=true",
         "trainer.compile=true",
@@ -136,7 +136,7 @@ def test_a_users_own_model_from_a_config_dir(tmp_path):
         "regularization=dropout",
         "trainer.epochs=1",
         "trainer.limit_batches=20",
-        "trainer.plots=false",
+        "run.plots=false",
         f"hydra.run.dir={run_dir}",
         env={"PYTHONPATH": str(tmp_path)},
     )

@@ -12,7 +12,7 @@ from mnistlab.config.schema import SCHEMAS, AugmentSettings, TrainerSettings
 from mnistlab.config.targets import ARGUMENT_RANGES
 from mnistlab.errors import ConfigError
 from mnistlab.models import MLP, LeNet5
-from mnistlab.runs.assemble import make_optimizer
+from mnistlab.runs.assemble import Parts, make_optimizer
 from mnistlab.training.speed import pick_device
 
 
@@ -70,7 +70,7 @@ def test_best_and_early_stopping_experiments(make_cfg):
     best = check(make_cfg("experiment=best"))
     assert best.trainer.epochs == 30 and best.regularization.batch_norm and best.regularization.augment.enabled
     early = check(make_cfg("experiment=early_stopping"))
-    assert early.val_size == 5000 and early.regularization.keep_best and early.regularization.early_stopping_patience == 4
+    assert early.val_size == 5000 and early.cfg.callback.keep_best.enabled and early.cfg.callback.early_stopping.patience == 4
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,10 @@ def test_best_and_early_stopping_experiments(make_cfg):
         ("trainer.epochs=0", "trainer.epochs must be >= 1, got 0"),
         ("trainer.batch_size=0", "trainer.batch_size must be >= 1"),
         ("trainer.limit_batches=0", "trainer.limit_batches must be >= 1"),
-        ("trainer.target_acc=101", "trainer.target_acc must be <= 100"),
+        (
+            "callback.target_accuracy.target=101",
+            "callback.target_accuracy (mnistlab.training.callbacks.TargetAccuracy): target must be between 0 and 100",
+        ),
         ("trainer.device=tpu", "trainer.device must be one of auto, cpu, cuda, mps"),
         ("data.val_size=60000", "data.val_size must be < 60,000 (the training images), got 60,000"),
         ("data.val_size=1.5", "data.val_size must be an integer, got 1.5"),
@@ -98,8 +101,13 @@ def test_best_and_early_stopping_experiments(make_cfg):
         ("regularization.augment.scale=1.5", "regularization.augment.scale must be < 1"),
         ("regularization.augment.elastic_sigma=0", "regularization.augment.elastic_sigma must be > 0"),
         ("regularization.augment.translate=nan", "regularization.augment.translate must be >= 0, got nan"),
-        ("regularization.keep_best=true", "regularization.keep_best selects on the validation split"),
-        ("regularization=early_stopping", "data.val_size is 0; set data.val_size (e.g. 5000), or use experiment=early_stopping"),
+        ("callback.keep_best.enabled=true", "callback.keep_best reads val_acc, which needs a validation split: set data.val_size"),
+        ("regularization=early_stopping", "callback.early_stopping reads val_acc, which needs a validation split: set data.val_size"),
+        ("callback.early_stopping.patience=3", "callback.early_stopping reads val_acc, which needs a validation split"),
+        (
+            "callback.keep_best.monitor=test_acc",
+            "callback.keep_best (mnistlab.training.callbacks.KeepBest): monitor must be a validation column",
+        ),
         ("trainer.cuda_graph=maybe", "trainer.cuda_graph must be auto, true or false"),
         ("seed=abc", "seed must be an integer"),
         ("seed=-1", "seed must be >= 0, got -1"),
@@ -123,8 +131,9 @@ def test_best_and_early_stopping_experiments(make_cfg):
     ],
 )
 def test_bad_values_fail_naming_the_key(make_cfg, override, message):
+    """Each refused before the data are read: by the checks, or by the parts built before reading."""
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check(make_cfg(*override.split()))
+        Parts(check(make_cfg(*override.split())))
 
 
 @pytest.mark.parametrize(
@@ -181,9 +190,11 @@ def test_every_numeric_key_of_every_option_has_a_range():
         if path.parent.name not in (*SCHEMAS, *ARGUMENT_RANGES):
             continue
         group = path.parent.name
-        for leaf in _numeric_leaves(yaml.safe_load(path.read_text()) or {}):
-            key = f"{group}.{leaf}"
-            assert key in ranged or leaf in ARGUMENT_RANGES.get(group, {}), f"{path.name}: {key} has no range"
+        text = path.read_text()
+        for leaf in _numeric_leaves(yaml.safe_load(text) or {}):
+            key = leaf if text.startswith("# @package _global_") else f"{group}.{leaf}"
+            owner = key.split(".")[0]
+            assert key in ranged or key.rsplit(".", 1)[-1] in ARGUMENT_RANGES.get(owner, {}), f"{path.name}: {key} has no range"
 
 
 def test_unavailable_device_is_explained():

@@ -153,7 +153,7 @@ def test_mnist_files_are_not_taken_for_fashion_mnist(tmp_path):
 @needs_fashion
 @pytest.mark.e2e
 def test_fashion_mnist_trains_from_the_command_line(tmp_path):
-    proc = run_cli("data=fashion_mnist", "model=mlp", "trainer.epochs=1", "trainer.plots=false", f"hydra.run.dir={tmp_path}")
+    proc = run_cli("data=fashion_mnist", "model=mlp", "trainer.epochs=1", "run.plots=false", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["dataset"] == "fashion_mnist" and 80 < summary["final_test_acc"] < 92  # Fashion-MNIST's level, not MNIST's 97%

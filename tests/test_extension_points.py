@@ -46,7 +46,7 @@ def sweep_examples(sweep, *overrides: str):
         "technique.mixup.alpha=0,0.4",
         "seed=0,1",
         "trainer.epochs=1",
-        "trainer.plots=false",
+        "run.plots=false",
         f"hydra.sweep.dir={sweep}",
         *overrides,
         env={"PYTHONPATH": str(EXAMPLES)},
@@ -190,14 +190,14 @@ def test_a_changed_folder_refuses_a_resume(make_cfg, tmp_path, mnist):
     from mnistlab.runs import task
 
     root = write_folder(tmp_path / "images", classes=2, size=28, train=30, test=10, mnist=mnist)
-    run = ["data=folder", f"data.root={root}", "model=mlp", "trainer.batch_size=20", "trainer.plots=false"]
+    run = ["data=folder", f"data.root={root}", "model=mlp", "trainer.batch_size=20", "run.plots=false"]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     assert task.run(make_cfg(*run, "trainer.epochs=1"), run_dir)["status"] == "completed"
     Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(next((root / "train" / "one").iterdir()))
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
     with pytest.raises(RunDirError, match="data.fingerprint: "):
-        task.run(make_cfg(*run, "trainer.epochs=2", "trainer.resume=true"), run_dir)
+        task.run(make_cfg(*run, "trainer.epochs=2", "run.resume=true"), run_dir)
     assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before  # refused: nothing written
 
 
@@ -208,7 +208,7 @@ def test_a_dataset_of_your_own_from_arrays(tmp_path, mnist):
     np.savez(npz, x_train=mnist.train_images[:600].numpy(), y_train=mnist.train_labels[:600].numpy(),
              x_test=mnist.test_images[:200].numpy(), y_test=mnist.test_labels[:200].numpy())  # fmt: skip
     example("npz_dataset")
-    overrides = ("data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "trainer.plots=false")
+    overrides = ("data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "run.plots=false")
     result = api.train(api.compose(*overrides, config_dir=EXAMPLES / "conf"), tmp_path / "run")
     assert result.summary["dataset"] == "npz" and result.summary["final_test_acc"] > 80
     assert files.read_config(tmp_path / "run").data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
@@ -226,7 +226,7 @@ def test_digits_reach_90_percent_with_both_models_in_15_epochs(tmp_path):
     from mnistlab import api
 
     for model in ("lenet5", "mlp"):
-        result = api.train(api.compose("data=digits", f"model={model}", "trainer.plots=false"), tmp_path / f"digits-{model}")
+        result = api.train(api.compose("data=digits", f"model={model}", "run.plots=false"), tmp_path / f"digits-{model}")
         assert result.summary["final_test_acc"] >= 90, model
 
 
@@ -237,7 +237,7 @@ def test_lenet5_reaches_95_percent_on_three_classes_of_colour_digits_at_48x48_wi
     from mnistlab import api
 
     root = write_folder(tmp_path / "images", classes=3, size=48, train=500, test=200, mnist=mnist)
-    overrides = ("data=folder", f"data.root={root}", "data.image_size=48", "seed=1", "trainer.plots=false")
+    overrides = ("data=folder", f"data.root={root}", "data.image_size=48", "seed=1", "run.plots=false")
     result = api.train(api.compose(*overrides), tmp_path / "folder")
     assert result.summary["final_test_acc"] >= 95 and result.model.features[0].in_channels == 3
 
@@ -287,7 +287,7 @@ def test_a_users_callback_sees_every_steps_gradients_and_gradient_clipping_works
         "callback.grad_clip.max_norm=0.5",
         "trainer.epochs=2",
         "trainer.limit_batches=7",
-        "trainer.plots=false",
+        "run.plots=false",
         f"hydra.run.dir={run_dir}",
         env={"PYTHONPATH": str(tmp_path)},
     )
@@ -308,7 +308,7 @@ def test_mnistlab_eval_without_a_runs_own_class_says_so_in_one_line(tmp_path):
         "metric=ece",
         "trainer.epochs=1",
         "trainer.limit_batches=5",
-        "trainer.plots=false",
+        "run.plots=false",
         f"hydra.run.dir={run_dir}",
         env={"PYTHONPATH": str(EXAMPLES)},
     )

@@ -30,7 +30,7 @@ class Launcher:
     def __call__(self, run_dir: Path, point: str, n: int, *args: str, delay: float | None = None) -> tuple[int, float]:
         """One launch into ``run_dir``, SIGKILLed at ``point`` or after ``delay`` seconds; returns its exit code (-9: killed)
         and its wall time in seconds."""
-        request = [point, n, delay, [*args, "trainer.resume=true", f"hydra.run.dir={run_dir}"]]
+        request = [point, n, delay, [*args, "run.resume=true", f"hydra.run.dir={run_dir}"]]
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         code, seconds = self.proc.stdout.readline().split()
@@ -92,7 +92,7 @@ def survive_kills(
     return survived
 
 
-ARGS = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=12", "trainer.batch_size=32", "trainer.epochs=8", "seed=3")
+ARGS = ("model=mlp", "run.plots=false", "trainer.limit_batches=12", "trainer.batch_size=32", "trainer.epochs=8", "seed=3")
 
 
 def test_ten_kills_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
@@ -110,10 +110,10 @@ def test_the_kills_catch_metrics_written_before_their_checkpoint(tmp_path):
 def test_forty_kills_of_lenet5_with_validation_then_resume_equals_uninterrupted(tmp_path):
     args = (
         "experiment=early_stopping",
-        "trainer.plots=false",
+        "run.plots=false",
         "trainer.limit_batches=60",
         "trainer.epochs=12",
-        "regularization.early_stopping_patience=100",
+        "callback.early_stopping.patience=100",
         "seed=1",
     )
     started = time.monotonic()

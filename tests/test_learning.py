@@ -50,7 +50,8 @@ def frozen_trainer(data, callback, epochs=6):
 def test_a_network_at_chance_with_a_flat_loss_stops_after_patience_epochs(tiny_data):
     result = frozen_trainer(tiny_data, ChanceLevel(patience=2, min_steps=0)).fit()
     assert result.status == "collapsed" and len(result.history) == 2
-    verdict = result.fields["collapsed"]
+    assert result.stop["by"] == "chance_level"
+    verdict = result.stop["reason"]
     assert verdict.startswith("training stayed at chance level for 2 epochs: loss ") and "(a uniform guess: ln 10 = 2.30)" in verdict
     assert verdict.endswith("the network learned nothing: lower optimizer.lr, or add callback=grad_clip")
 
@@ -89,21 +90,21 @@ def test_a_run_that_learned_nothing_ends_collapsed_with_exit_3_and_one_line(tmp_
         "scheduler=none",
         "trainer.epochs=2",
         "trainer.limit_batches=60",
-        "trainer.plots=false",
+        "run.plots=false",
         f"hydra.run.dir={run_dir}",
     )
     assert proc.returncode == 3, proc.stderr[-3000:]
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if "collapsed: training stayed at chance level" in line]
     assert len(lines) == 1 and "lower optimizer.lr" in lines[0]
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "collapsed" and summary["final_test_acc"] < 15 and summary["collapsed"] in lines[0]
+    assert summary["status"] == "collapsed" and summary["final_test_acc"] < 15 and summary["stop_reason"] in lines[0]
 
 
 @pytest.mark.e2e
 def test_a_sweep_lists_a_collapsed_job_and_never_averages_it(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(
-        "-m", "optimizer.lr=0.05,3", "scheduler=none", "trainer.epochs=2", "trainer.limit_batches=60", "trainer.plots=false",
+        "-m", "optimizer.lr=0.05,3", "scheduler=none", "trainer.epochs=2", "trainer.limit_batches=60", "run.plots=false",
         f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert proc.returncode == 5, proc.stderr[-3000:]

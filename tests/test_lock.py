@@ -20,7 +20,7 @@ from mnistlab.errors import RunDirError
 from mnistlab.runs import lock
 from mnistlab.runs.files import read_metrics, read_summary
 
-RUN = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=300", "trainer.epochs=3")
+RUN = ("model=mlp", "run.plots=false", "trainer.limit_batches=300", "trainer.epochs=3")
 
 
 def start(*args: str) -> subprocess.Popen:
@@ -87,7 +87,7 @@ def test_a_second_launch_is_refused_and_a_kill_9_is_taken_over(tmp_path):
         first.send_signal(signal.SIGSTOP)
         records = [run_dir / "summary.json", *(run_dir / ".hydra").iterdir()]  # the first run writes them at its start and end
         files = {p: p.read_bytes() for p in records}
-        second = start(*RUN, "trainer.resume=true", f"hydra.run.dir={run_dir}")
+        second = start(*RUN, "run.resume=true", f"hydra.run.dir={run_dir}")
         out, _ = second.communicate(timeout=120)
         assert second.returncode == 2, out[-2000:]
         assert f"is in use by another launch (host {socket.gethostname()}, PID {first.pid}" in out
@@ -97,7 +97,7 @@ def test_a_second_launch_is_refused_and_a_kill_9_is_taken_over(tmp_path):
     finally:
         first.kill()
     assert lock.read_holder(run_dir).pid == first.pid  # SIGKILL left its lock behind
-    resumed = start(*RUN, "trainer.resume=true", f"hydra.run.dir={run_dir}")
+    resumed = start(*RUN, "run.resume=true", f"hydra.run.dir={run_dir}")
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
     assert f"taking over the lock of host {socket.gethostname()}, PID {first.pid}" in out
@@ -115,7 +115,7 @@ def test_a_sweep_relaunched_while_a_job_runs_lists_it_running_and_trains_the_res
         wait_for(lambda: any(len(read_metrics(p)) >= 1 for p in sweep.glob("*/metrics.csv")), first, "a finished epoch")
         first.send_signal(signal.SIGSTOP)  # still running, however fast this machine
         busy = next(d for d in sweep.iterdir() if lock.in_use(d))
-        again = start(*args, "trainer.resume=true")
+        again = start(*args, "run.resume=true")
         out, _ = again.communicate(timeout=600)
         assert again.returncode == 5, out[-3000:]  # a sweep with a job without a result
         assert f"{busy} is in use by another launch" in out

@@ -20,7 +20,7 @@ from mnistlab.runs.recorder import EpochRecorder
 from mnistlab.training.schedules import constant
 from mnistlab.training.trainer import Trainer
 
-FAST = ("model=mlp", "trainer.epochs=2", "trainer.limit_batches=20", "trainer.plots=false")
+FAST = ("model=mlp", "trainer.epochs=2", "trainer.limit_batches=20", "run.plots=false")
 
 
 def test_tensorboard_holds_each_epochs_metrics_and_the_settings_as_hparams(tmp_path):

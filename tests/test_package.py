@@ -105,7 +105,7 @@ def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_si
     assert "mnistlab 0.1.0" in _run([str(bin_dir / "mnistlab"), "--version"], work, env).stdout
     assert _plugins(bin_dir / "python", work, env) == PLUGINS
 
-    proc = _run([str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=50", "trainer.plots=false"], work, env)
+    proc = _run([str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=50", "run.plots=false"], work, env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (work / "outputs" / "runs").iterdir()  # Hydra's convention: under the current directory
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -114,7 +114,7 @@ def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_si
 
     elsewhere = tmp_path / "elsewhere"
     proc = _run(
-        [str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=5", "trainer.plots=false"],
+        [str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=5", "run.plots=false"],
         work,
         env | {"MNISTLAB_OUTPUTS": str(elsewhere)},
     )

@@ -17,7 +17,7 @@ from conftest import run_cli
 from mnistlab.reports.progress import SweepProgress
 from mnistlab.reports.sweep import write_report
 
-FAST = ("model=mlp", "trainer.epochs=2", "trainer.limit_batches=20", "trainer.plots=false")
+FAST = ("model=mlp", "trainer.epochs=2", "trainer.limit_batches=20", "run.plots=false")
 LINE = re.compile(r"^\[(\d)/4\] (\S+) (completed \d+\.\d\d%|failed.*) in \d+ s · \d+ s elapsed(?: · about (.+) left)?$")
 
 

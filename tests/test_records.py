@@ -14,7 +14,7 @@ from mnistlab.errors import DataError, RunDirError
 from mnistlab.runs import task
 from mnistlab.runs.files import read_summary
 
-FAST = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=10", "trainer.batch_size=32")
+FAST = ("model=mlp", "run.plots=false", "trainer.limit_batches=10", "trainer.batch_size=32")
 
 
 def fingerprint(run_dir: Path) -> dict[str, str]:
@@ -56,7 +56,7 @@ def interrupted(tmp_path_factory):
 def test_resume_with_a_changed_setting_is_refused_naming_each_old_and_new_value(make_cfg, interrupted, change, message):
     before = fingerprint(interrupted)
     with pytest.raises(RunDirError, match="trained with other settings") as refused:
-        task.run(make_cfg(*FAST, "trainer.epochs=3", change, "trainer.resume=true"), interrupted)
+        task.run(make_cfg(*FAST, "trainer.epochs=3", change, "run.resume=true"), interrupted)
     assert message in str(refused.value)
     assert fingerprint(interrupted) == before
 
@@ -64,7 +64,7 @@ def test_resume_with_a_changed_setting_is_refused_naming_each_old_and_new_value(
 def test_a_resume_that_fails_before_training_leaves_the_records(make_cfg, interrupted):
     before = fingerprint(interrupted)
     with pytest.raises(DataError, match="MNIST files missing"):
-        task.run(make_cfg(*FAST, "trainer.epochs=3", "data.root=/nowhere", "data.download=false", "trainer.resume=true"), interrupted)
+        task.run(make_cfg(*FAST, "trainer.epochs=3", "data.root=/nowhere", "data.download=false", "run.resume=true"), interrupted)
     assert fingerprint(interrupted) == before
 
 
@@ -83,16 +83,16 @@ def test_refused_and_failed_launches_leave_a_runs_records_as_they_were(tmp_path)
     before = fingerprint(run_dir)
     assert {".hydra/config.yaml", ".hydra/overrides.yaml", "summary.json", "metrics.csv", "checkpoint.pt"} <= set(before)
     for launch, message in [
-        (["model=mlp", "trainer.resume=true"], "model._target_: mnistlab.models.LeNet5 -> mnistlab.models.MLP"),
+        (["model=mlp", "run.resume=true"], "model._target_: mnistlab.models.LeNet5 -> mnistlab.models.MLP"),
         (["optimizer.lr=0"], "optimizer.lr must be > 0, got 0"),
-        ([], "already holds a run (completed, 2 epochs); add trainer.resume=true"),
-        (["+trainer.epoch=3", "trainer.resume=true"], "trainer.epoch is not a setting: nothing reads it (did you mean trainer.epochs?)"),
+        ([], "already holds a run (completed, 2 epochs); add run.resume=true"),
+        (["+trainer.epoch=3", "run.resume=true"], "trainer.epoch is not a setting: nothing reads it (did you mean trainer.epochs?)"),
     ]:
         proc = run_cli(*FAST[1:], "trainer.epochs=2", *launch, f"hydra.run.dir={run_dir}")
         assert proc.returncode == 2 and message in proc.stdout + proc.stderr, (launch, proc.stdout[-2000:])
         assert fingerprint(run_dir) == before, launch
     assert read_summary(run_dir)["status"] == "completed"
-    skipped = run_cli(*FAST[1:], "trainer.epochs=2", "trainer.resume=true", "trainer.threads=1", f"hydra.run.dir={run_dir}")
+    skipped = run_cli(*FAST[1:], "trainer.epochs=2", "run.resume=true", "trainer.threads=1", f"hydra.run.dir={run_dir}")
     assert skipped.returncode == 0 and "already completed; skipping" in skipped.stdout + skipped.stderr
     assert fingerprint(run_dir) == before
     assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) == [*FAST[1:], "trainer.epochs=2"]
@@ -127,7 +127,7 @@ def test_relaunched_sweep_matches_jobs_by_settings_not_by_number(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     finished = {path.parent.name: path.stat().st_mtime_ns for path in sweep.glob("*/metrics.csv")}
     assert len(finished) == 3
-    again = run_cli("-m", *FAST, "trainer.epochs=1", "optimizer.lr=0.005,0.01,0.03,0.05", "trainer.resume=true", f"hydra.sweep.dir={sweep}")
+    again = run_cli("-m", *FAST, "trainer.epochs=1", "optimizer.lr=0.005,0.01,0.03,0.05", "run.resume=true", f"hydra.sweep.dir={sweep}")
     assert again.returncode == 0, again.stderr[-3000:]
     assert (again.stdout + again.stderr).count("already completed; skipping") == 3
     for name, mtime in finished.items():

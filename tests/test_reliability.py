@@ -20,7 +20,7 @@ from mnistlab.data.idx import load_mnist
 from mnistlab.errors import DataError
 from mnistlab.runs.files import read_metrics
 
-FAST = ("model=mlp", "trainer.plots=false", "trainer.limit_batches=20")
+FAST = ("model=mlp", "run.plots=false", "trainer.limit_batches=20")
 
 
 def summary(run_dir: Path) -> dict:
@@ -89,8 +89,8 @@ def test_full_disk_is_one_line_keeps_the_checkpoint_and_records_failed(tmp_path)
         proc = run_cli(*FAST, "trainer.epochs=3", f"hydra.run.dir={disk}/run")
         run_dir = disk / "run"
         assert proc.returncode == 4, output(proc)[-3000:]
-        lines = [line for line in output(proc).splitlines() if "ERROR" in line]
-        assert lines and lines[0].endswith(f"cannot write {run_dir}/checkpoint.pt: No space left on device")
+        lines = [line for line in output(proc).splitlines() if line.startswith("mnistlab: ")]
+        assert lines == [f"mnistlab: cannot write {run_dir}/checkpoint.pt: No space left on device"]
         assert "Traceback" not in output(proc)
         assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the previous one, intact
         assert not list(run_dir.rglob("*.tmp"))
@@ -166,7 +166,7 @@ def test_ctrl_c_and_sigterm_keep_the_finished_epochs_and_are_recorded(tmp_path, 
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == rows
     if sig == signal.SIGINT:
         return
-    resumed = _start(run_dir, "trainer.resume=true")  # SLURM requeues a preempted job the same way
+    resumed = _start(run_dir, "run.resume=true")  # SLURM requeues a preempted job the same way
     _wait_for_rows(run_dir, rows + 1, resumed)
     resumed.kill()
     resumed.wait()

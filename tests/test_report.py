@@ -149,7 +149,7 @@ def test_multirun_with_joblib_launcher(tmp_path):
         "model=lenet5,mlp",
         "trainer.epochs=1",
         "trainer.limit_batches=20",
-        "trainer.plots=false",
+        "run.plots=false",
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         f"hydra.sweep.dir={sweep_dir}",
@@ -171,7 +171,7 @@ def test_an_optuna_study_is_reported_as_trials_and_continues_when_relaunched(tmp
         "hydra.sweeper.n_trials=2",
         "trainer.epochs=1",
         "trainer.limit_batches=10",
-        "trainer.plots=false",
+        "run.plots=false",
         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
         f"hydra.sweep.dir={sweep_dir}",
     )

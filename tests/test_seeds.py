@@ -22,7 +22,7 @@ from mnistlab.reports.seeds import FAILED, SeedSweep, assess, next_round, outcom
 from mnistlab.reports.sequential import BETTER, BETTER_SMALL, OPEN, SAME, WORSE, WORSE_SMALL, Design, boundaries, classify, decide
 
 ABLATION = Design(min_seeds=3, max_seeds=20, alpha=0.05, delta=0.1, families=(7,))  # experiment=regularization's shape
-FAST = ("model=mlp", "trainer.epochs=1", "trainer.limit_batches=10", "trainer.plots=false")
+FAST = ("model=mlp", "trainer.epochs=1", "trainer.limit_batches=10", "run.plots=false")
 
 # The cut-down simulation of docs/seeds.md: 2,000 sweeps of a baseline and 7 groups with no difference (one group
 # collapsing), accuracies rounded to the test set's resolution; each family-wise rate of false decisions must stay

@@ -23,8 +23,8 @@ from mnistlab.runs.files import read_metrics, read_summary
 pytestmark = pytest.mark.slurm
 
 LAUNCHER = ("hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1")
-FAST = ("model=mlp", "trainer.plots=false", "trainer.epochs=1", "trainer.limit_batches=20")
-SLOW = ("model=mlp", "trainer.plots=false", "trainer.epochs=4", "trainer.batch_size=32", "trainer.limit_batches=300")
+FAST = ("model=mlp", "run.plots=false", "trainer.epochs=1", "trainer.limit_batches=20")
+SLOW = ("model=mlp", "run.plots=false", "trainer.epochs=4", "trainer.batch_size=32", "trainer.limit_batches=300")
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"]
 
 
@@ -121,7 +121,7 @@ def test_a_cancelled_job_is_listed_and_a_relaunch_completes_it(tmp_path):
     table = pd.read_csv(tmp_path / "summary.csv").set_index("run_dir")
     assert table.loc[str(cancelled), "status"] == "terminated"
     assert (table["status"] == "completed").sum() == 1
-    relaunch = sweep(*SLOW, "seed=0,1", "trainer.resume=true", sweep_dir=tmp_path)
+    relaunch = sweep(*SLOW, "seed=0,1", "run.resume=true", sweep_dir=tmp_path)
     out = finish(relaunch)
     assert relaunch.returncode == 0, out[-3000:]
     assert (pd.read_csv(tmp_path / "summary.csv")["status"] == "completed").all()

@@ -29,7 +29,7 @@ from mnistlab.studies.space import distribution, search_space  # noqa: E402
 from mnistlab.studies.storage import JOURNAL_FILE, PRUNERS, component, make_sampler, open_storage  # noqa: E402
 from mnistlab.studies.trials import fail_abandoned, finished, retried_from  # noqa: E402
 
-STUDY = ("hparams_search=lenet5_optuna", "model=mlp", "trainer.plots=false")
+STUDY = ("hparams_search=lenet5_optuna", "model=mlp", "run.plots=false")
 SAMPLED = ["optimizer.lr", "regularization.weight_decay", "regularization.dropout", "trainer.batch_size"]
 
 

@@ -1,6 +1,7 @@
 """The training loop on tiny data: what each epoch records, divergence, callbacks and the API they see, resume."""
 
 import math
+import time
 
 import pytest
 import torch
@@ -13,7 +14,6 @@ from mnistlab.runs.loggers import CsvLogger
 from mnistlab.runs.recorder import EpochRecorder
 from mnistlab.training import Callback, Column
 from mnistlab.training.callbacks import EarlyStopping, GradClip, KeepBest, TargetAccuracy
-from mnistlab.training.evaluation import evaluate
 from mnistlab.training.schedules import constant, onecycle
 from mnistlab.training.trainer import Trainer
 
@@ -61,17 +61,54 @@ def test_corrupt_checkpoint_is_explained(tmp_path):
         files.load_checkpoint(tmp_path / "checkpoint.pt")
 
 
-def test_keep_best_restores_the_best_validation_epoch(tiny_data):
-    tiny_data.val = tiny_data.test
-    trainer = make_trainer(tiny_data, epochs=3, callbacks={"keep_best": KeepBest(enabled=True)})
-    result = trainer.fit()
-    best = max(result.history, key=lambda r: r["val_acc"])
-    assert result.fields["selected_epoch"] == best["epoch"]
-    assert evaluate(trainer.model, tiny_data.val.images, tiny_data.val.labels).values["acc"] == pytest.approx(best["val_acc"])
+def scripted(trainer: Trainer, split: str, accuracies: list[float]) -> Trainer:
+    """Make ``split``'s accuracy of the trained model read ``accuracies[epoch - 1]`` in each epoch's evaluation."""
+    original, data = trainer.evaluation, getattr(trainer.data, split)
+
+    def evaluation(model, part):
+        out = original(model, part)
+        if part is data and model is trainer.model and trainer.epoch:
+            out.values["acc"] = accuracies[trainer.epoch - 1]
+        return out
+
+    trainer.evaluation = evaluation
+    return trainer
+
+
+class Snapshots(Callback):
+    """Each epoch's weights, as they were when the epoch ended."""
+
+    def __init__(self):
+        self.weights = {}
+
+    def on_epoch_end(self, trainer, row):
+        self.weights[trainer.epoch] = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def with_val(data):
+    data.val = type(data.test)(data.test.images.clone(), data.test.labels.clone())  # a split of its own
+    return data
+
+
+def test_keep_best_finishes_with_the_weights_of_the_best_validation_epoch(tiny_data):
+    torch.manual_seed(0)
+    snapshots = Snapshots()
+    trainer = make_trainer(with_val(tiny_data), epochs=3, callbacks={"snapshots": snapshots, "keep_best": KeepBest(enabled=True)})
+    result = scripted(trainer, "val", [20.0, 60.0, 30.0]).fit()
+    assert result.weights == {"from": "keep_best", "epoch": 2} and trainer.finished_with == result.weights
+    final = trainer.model.state_dict()
+    assert all(torch.equal(final[k], snapshots.weights[2][k]) for k in final)
+    assert not all(torch.equal(final[k], snapshots.weights[3][k]) for k in final)
+
+
+def test_two_callbacks_that_both_give_the_final_weights_are_refused(tiny_data):
+    trainer = make_trainer(with_val(tiny_data), epochs=1, callbacks={"a": KeepBest(enabled=True), "b": KeepBest(enabled=True)})
+    with pytest.raises(ValueError, match="callbacks a, b each give the weights to finish with"):
+        trainer.fit()
 
 
 def test_interrupted_then_resumed_run_equals_uninterrupted(make_cfg, tmp_path, monkeypatch):
-    overrides = ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=40", "trainer.plots=false", "seed=3", "regularization.dropout=0.1"]
+    overrides = ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=40", "run.plots=false", "seed=3", "regularization.dropout=0.1"]
     full = task.run(make_cfg(*overrides), new_dir(tmp_path / "full"))
     assert full["status"] == "completed"
 
@@ -99,7 +136,7 @@ def test_one_epoch_of_lenet5_on_real_mnist(mnist_on_cpu):
 
 
 def test_regularization_all_on_real_mnist_after_one_epoch(make_cfg, tmp_path):
-    overrides = ("regularization=all", "trainer.epochs=1", "trainer.limit_batches=150", "trainer.plots=false", "trainer.checkpoint=false")
+    overrides = ("regularization=all", "trainer.epochs=1", "trainer.limit_batches=150", "run.plots=false", "run.checkpoint=false")
     summary = task.run(make_cfg(*overrides), tmp_path)
     assert summary["status"] == "completed" and summary["final_test_acc"] >= 95.0
 
@@ -115,29 +152,56 @@ def test_limit_batches_trains_that_many_batches_and_completes_the_schedule(tiny_
 
 
 def test_limit_batches_scales_the_schedule_of_a_cli_run(make_cfg, tmp_path):
-    summary = task.run(make_cfg("model=mlp", "trainer.epochs=2", "trainer.limit_batches=3", "trainer.plots=false"), tmp_path)
+    summary = task.run(make_cfg("model=mlp", "trainer.epochs=2", "trainer.limit_batches=3", "run.plots=false"), tmp_path)
     rows = files.read_metrics(tmp_path / "metrics.csv")
     assert summary["status"] == "completed" and [r["epoch"] for r in rows] == [1, 2]
-    assert rows[1]["lr"] > rows[0]["lr"]  # one-cycle warm-up spans the 6 steps run, not 2 full epochs
+    scheduler = files.load_checkpoint(tmp_path / "checkpoint.pt")["scheduler"]
+    assert scheduler["total_steps"] == 6 == scheduler["last_epoch"]  # the one-cycle spans the 6 steps run, not 2 full epochs
 
 
-def test_early_stopping_stops_after_patience_without_improvement(tiny_data):
-    tiny_data.val = tiny_data.test
-    result = make_trainer(tiny_data, lr=0.0, epochs=10, callbacks={"early_stopping": EarlyStopping(2)}).fit()
-    assert result.fields["stopped_early"] and len(result.history) == 3  # epoch 1 sets the best; 2 and 3 do not improve
+def test_early_stopping_stops_after_patience_epochs_without_a_better_validation_accuracy(tiny_data):
+    """An improvement resets the patience: 50, 40, 60 (better), 55, 54: stopped after epoch 5, not 3."""
+    trainer = make_trainer(with_val(tiny_data), epochs=10, callbacks={"early_stopping": EarlyStopping(2)})
+    result = scripted(trainer, "val", [50.0, 40.0, 60.0, 55.0, 54.0, 70.0, 70.0, 70.0, 70.0, 70.0]).fit()
+    assert len(result.history) == 5 and result.status == "completed"
+    assert result.stop == {"by": "early_stopping", "reason": "early stopping: no better val_acc for 2 epochs"}
+
+
+def test_early_stopping_follows_the_direction_of_the_metric_it_monitors(tiny_data):
+    trainer = make_trainer(with_val(tiny_data), epochs=6, callbacks={"early_stopping": EarlyStopping(1, monitor="val_loss")})
+    original = trainer.evaluation
+    losses = iter([0.9, 0.5, 0.7, 0.1, 0.1, 0.1])  # lower is better: epoch 3 is worse than 2, so it stops there
+
+    def evaluation(model, part):
+        out = original(model, part)
+        if part is trainer.data.val:
+            out.values["loss"] = next(losses)
+        return out
+
+    trainer.evaluation = evaluation
+    assert len(trainer.fit().history) == 3
 
 
 def test_our_callbacks_do_nothing_unless_set(tiny_data):
-    tiny_data.val = tiny_data.test
     ours = {"early_stopping": EarlyStopping(None), "keep_best": KeepBest(False), "target": TargetAccuracy(None)}
-    result = make_trainer(tiny_data, lr=0.0, epochs=4, callbacks=ours).fit()
-    assert len(result.history) == 4
-    assert result.fields == {"stopped_early": False, "selected_epoch": None, "time_to_target": None}
+    trainer = make_trainer(tiny_data, lr=0.0, epochs=4, callbacks=ours)
+    result = trainer.fit()
+    assert len(result.history) == 4 and result.fields == {} and result.weights is None and result.stop is None
+    assert all(not callback.needs() for callback in ours.values())
 
 
-def test_target_accuracy_stops_the_run_and_records_the_time(tiny_data):
-    result = make_trainer(tiny_data, epochs=5, callbacks={"target": TargetAccuracy(0.0)}).fit()
-    assert len(result.history) == 1 and result.fields["time_to_target"] == pytest.approx(result.seconds)
+def test_target_accuracy_stops_at_the_first_epoch_that_reaches_it_and_records_the_time(tiny_data):
+    started = time.perf_counter()
+    trainer = scripted(make_trainer(tiny_data, epochs=5, callbacks={"target": TargetAccuracy(25)}), "test", [10.0, 20.0, 30.0, 40.0, 50.0])
+    result = trainer.fit()
+    wall = time.perf_counter() - started
+    assert len(result.history) == 3 and 0 < result.fields["time_to_target"] <= wall
+    assert result.fields["time_to_target"] == pytest.approx(sum(row["seconds"] for row in result.history))
+    unreached = scripted(
+        make_trainer(tiny_data, epochs=5, callbacks={"target": TargetAccuracy(99)}), "test", [10.0, 20.0, 30.0, 40.0, 50.0]
+    )
+    result = unreached.fit()
+    assert len(result.history) == 5 and result.fields == {"time_to_target": None}
 
 
 def test_a_small_lr_is_logged_readably_and_kept_exactly(tiny_data, tmp_path, caplog):

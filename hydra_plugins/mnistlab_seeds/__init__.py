@@ -10,7 +10,6 @@ keeps every decision recorded, and goes on, never running a seed twice.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -51,16 +50,13 @@ class SeedSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Sequence[Any]:
         from mnistlab.errors import UserError
+        from mnistlab.runs.launch import discard_new_sweep
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        existed = sweep_dir.exists()
         try:
             return self._sweep(arguments, sweep_dir)
         except UserError as err:  # bad settings, or a sweep directory of other settings: one line, before any job
-            if not existed:  # a refused sweep leaves no directory
-                with contextlib.suppress(OSError):
-                    (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
-                    sweep_dir.rmdir()
+            discard_new_sweep()  # a refused sweep leaves no directory
             print(f"mnistlab: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
 
@@ -179,7 +175,7 @@ class Jobs:
         """A job's overrides; one whose directory holds a run resumes it (a relaunch, or a run launched again)."""
         from mnistlab.runs.files import has_records
 
-        return self.job(group, seed) + (["trainer.resume=true"] if has_records(self.dir(group, seed)) else [])
+        return self.job(group, seed) + (["run.resume=true"] if has_records(self.dir(group, seed)) else [])
 
     def summary(self, group: str, seed: int) -> dict[str, Any]:
         from mnistlab.runs.files import read_summary

@@ -13,6 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mnistlab.errors import EXIT_BAD_INPUT, EXIT_BUG, EXIT_OUTPUT, EXIT_SWEEP_INCOMPLETE, NoRunsError, UserError
+from mnistlab.runs.launch import NEW_SWEEP
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ class WritableOutput(Callback):
         self._check(config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.sweep.dir)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if not sweep_dir.exists():
+            NEW_SWEEP.append(sweep_dir)  # a sweep refused before its first job removes it again
+        self._check(sweep_dir)
 
 
 def _sweep_logger(config: DictConfig) -> tuple[type, dict[str, Any]] | None:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from mnistlab import extras, paths
 from mnistlab.config import register
-from mnistlab.errors import EXIT_NOT_LEARNED, EXIT_STOPPED, NOT_LEARNED, UserError, stop_status
+from mnistlab.errors import EXIT_BAD_INPUT, EXIT_CALLBACK_STATUS, EXIT_NOT_LEARNED, EXIT_STOPPED, NOT_LEARNED, UserError, stop_status
 from mnistlab.runs import files
 from mnistlab.runs.launch import Job, sigterm_as_interrupt
 
@@ -35,9 +35,10 @@ def main(cfg: DictConfig) -> float:
         with sigterm_as_interrupt():
             summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UserError as err:
-        log.error("%s", err)
         if multirun:  # one bad job must not sink the sweep; the report lists it
+            log.error("%s", err)
             return math.nan
+        print(f"mnistlab: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except KeyboardInterrupt as stop:  # before or after the epochs (fit records a stop during them)
         log.warning("%s; the run's files are as its last finished epoch left them", stop_status(stop))
@@ -47,10 +48,11 @@ def main(cfg: DictConfig) -> float:
             log.exception("job failed")
             return math.nan
         raise
-    if summary["status"] in EXIT_STOPPED:  # a sweep stops too: Ctrl-C and SIGTERM mean "stop now"
-        sys.exit(EXIT_STOPPED[summary["status"]])
-    if summary["status"] in NOT_LEARNED and not multirun:
-        sys.exit(EXIT_NOT_LEARNED)
+    status = summary["status"]
+    if status in EXIT_STOPPED:  # a sweep stops too: Ctrl-C and SIGTERM mean "stop now"
+        sys.exit(EXIT_STOPPED[status])
+    if status != "completed" and not multirun:
+        sys.exit(EXIT_NOT_LEARNED if status in NOT_LEARNED else EXIT_CALLBACK_STATUS)
     return objective(summary)
 
 
@@ -75,7 +77,19 @@ def cli() -> None:
         sys.exit(err.exit_code)
     quiet_openmp_spin()
     register()
-    main()
+    full_errors = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it finds composing, and we say it in one line
+    try:
+        main()
+    except Exception as err:
+        from mnistlab.commands.mistakes import COMPOSING, one_line
+        from mnistlab.runs.launch import discard_new_sweep
+
+        if full_errors or not isinstance(err, COMPOSING):
+            raise
+        discard_new_sweep()  # a sweep whose jobs cannot be composed leaves no directory
+        print(f"mnistlab: {one_line(err)}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from mnistlab.errors import OutputError, UserError
 from mnistlab.runs import files
 from mnistlab.runs.trained import TrainedRun, current, load_run
 from mnistlab.training.evaluation import evaluate
-from mnistlab.training.metrics import Metric, with_built_in
+from mnistlab.training.metrics import MetricEntry, with_built_in
 
 
 @dataclass
@@ -52,10 +52,10 @@ class Scores:
         return table.sort_values("confidence", ascending=False, kind="stable")
 
 
-def run_metrics(trained: TrainedRun) -> list[Metric]:
+def run_metrics(trained: TrainedRun) -> list[MetricEntry]:
     """Loss, accuracy and the metrics the run was trained with (its config's ``metric`` group); one line naming the
     key, the class and the fix when a metric's class cannot be imported here."""
-    return with_built_in([build(current(node), f"metric.{name}") for name, node in (trained.cfg.get("metric") or {}).items()])
+    return with_built_in({name: build(current(node), f"metric.{name}") for name, node in (trained.cfg.get("metric") or {}).items()})
 
 
 def score(trained: TrainedRun, test: Split, batch_size: int = 2000) -> Scores:

@@ -1,42 +1,47 @@
-"""Every check a composed config gets before anything is read or trained; the first bad key is named.
+"""Every check a composed config gets before anything is read or built; the first bad key is named.
 
 Beyond the schemas' own ranges: keys nothing reads, each class's arguments (:mod:`.targets`), and the limits
-one setting puts on another (a regularization the part it configures does not read, a selection that needs a
-validation split, a warm-up longer than the run).
+one setting puts on another (a regularization the part it configures does not read, a warm-up longer than the
+run). Paths the data group names are made absolute, so that a run's record finds its data from any directory.
+The result is the run's one :class:`RunConfig`; the same composed config is checked once per process.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import os
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnistlab.config.bounds import check_bounds
 from mnistlab.config.run_config import RunConfig, resolved
 from mnistlab.config.schema import SCHEMAS, RegularizationSettings
-from mnistlab.config.targets import TOP_LEVEL, build, check_arguments, targets, unknown_key
+from mnistlab.config.targets import TOP_LEVEL, check_arguments, targets, unknown_key
 from mnistlab.errors import ConfigError
 
 # A regularization setting reaches its part only where that group's config interpolates it.
-CARRIERS = {
-    "dropout": "model",
-    "batch_norm": "model",
-    "weight_decay": "optimizer",
-    "label_smoothing": "loss",
-    "augment": "technique",
-    "early_stopping_patience": "callback",
-    "keep_best": "callback",
-}
+CARRIERS = {"dropout": "model", "batch_norm": "model", "weight_decay": "optimizer", "label_smoothing": "loss", "augment": "technique"}
+PATH_KEYS = ("root", "path")  # keys of the data group that name a file or folder (and any key ending in _dir, _path, _file)
+_last: tuple[str, RunConfig] | None = None  # the config checked last, by its text and the directory it was launched from
 
 
 def check(cfg: DictConfig) -> RunConfig:
     """The checked, resolved config of a composed ``cfg`` (its ``hydra`` node left out); raises ConfigError naming
-    the first bad key. The data's facts are not known yet: :meth:`RunConfig.with_data` adds them."""
+    the first bad key. The data's facts that only the data can tell are added by :meth:`RunConfig.with_data`."""
+    global _last
     cfg = cfg.copy()
     if "hydra" in cfg:
         with open_dict(cfg):
             del cfg["hydra"]
+    key = f"{os.getcwd()}\n{OmegaConf.to_yaml(cfg)}"
+    if _last is not None and _last[0] == key:
+        return _last[1]
+    config = _check(cfg)
+    _last = (key, config)
+    return config
+
+
+def _check(cfg: DictConfig) -> RunConfig:
     for key in cfg:
         if key not in TOP_LEVEL:
             raise unknown_key(str(key), list(TOP_LEVEL))
@@ -54,38 +59,25 @@ def check(cfg: DictConfig) -> RunConfig:
         raise
     except Exception as err:  # an interpolation that cannot resolve, a missing value
         raise ConfigError(str(err)) from err
-    config = RunConfig(resolved(cfg), typed["trainer"], typed["regularization"], seed, cfg)
-    dataset = build(config.cfg.data, "data")  # its own checks (data.name, data.root); nothing is read
-    dataset.check()  # a folder's layout
-    _build_early(cfg, config)
-    reg = config.regularization
-    needs_val = [key for key, on in (("keep_best", reg.keep_best), ("early_stopping_patience", reg.early_stopping_patience)) if on]
-    if needs_val and not config.val_size:
-        raise ConfigError(
-            f"regularization.{needs_val[0]} selects on the validation split, but data.val_size is 0; set data.val_size (e.g. 5000), or use experiment=early_stopping"
-        )
-    if getattr(dataset, "train_images", None) is not None:  # known before reading (MNIST's 60,000): refused before anything loads
-        config.with_data({}, dataset.train_images)
-    _check_regularization_reaches(cfg, reg)
+    _absolute_paths(cfg.data)
+    config = RunConfig(resolved(cfg), typed["trainer"], typed["run"], typed["regularization"], seed, cfg)
+    _check_regularization_reaches(cfg, config.regularization)
     warmup = OmegaConf.select(cfg, "scheduler.warmup_epochs")
     if warmup is not None and warmup > config.trainer.epochs:
         raise ConfigError(f"scheduler.warmup_epochs must be <= trainer.epochs ({config.trainer.epochs}), got {warmup}")
     return config
 
 
-EARLY = ("model", "loss", "technique", "callback", "metric")  # built once here, for their own checks, where the data allow
-FACT = re.compile(r"\$\{data\.(\w+)\}")
-
-
-def _build_early(cfg: DictConfig, config: RunConfig) -> None:
-    """Build each part whose arguments are known before the data are read (none of the data's facts it reads is still
-    unknown), so that its own checks (``technique.mixup.alpha=-1``) refuse a launch before anything is read."""
-    for key, node in targets(cfg).items():
-        if key.split(".")[0] not in EARLY:
-            continue
-        facts = FACT.findall(str(OmegaConf.to_container(node, resolve=False)))
-        if all(config.cfg.data.get(fact) is not None for fact in facts):
-            build(OmegaConf.select(config.cfg, key), key)
+def _absolute_paths(data: DictConfig) -> None:
+    """Relative paths of the data group made absolute (from the directory the run is launched from)."""
+    for key in list(data):
+        value = data.get(key)
+        named = key in PATH_KEYS or str(key).endswith(("_dir", "_path", "_file"))
+        if named and isinstance(value, str) and value and not OmegaConf.is_interpolation(data, key):
+            expanded = os.path.expanduser(value)
+            if not os.path.isabs(expanded):
+                with open_dict(data):
+                    data[key] = os.path.abspath(expanded)
 
 
 def _check_schema_keys(node: DictConfig, schema: type, prefix: str) -> None:

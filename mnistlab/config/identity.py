@@ -21,9 +21,6 @@ EXECUTION_KEYS = frozenset(
         "trainer.device",
         "trainer.threads",
         "trainer.progress",
-        "trainer.plots",
-        "trainer.checkpoint",
-        "trainer.resume",
         "trainer.eval_batch_size",
         "trainer.channels_last",
         "trainer.compile",
@@ -33,7 +30,7 @@ EXECUTION_KEYS = frozenset(
         "data.download",
     }
 )
-EXECUTION_GROUPS = frozenset({"logger"})  # every key of these groups only changes where a run is recorded
+EXECUTION_GROUPS = frozenset({"logger", "run"})  # every key of these groups only changes how a run is recorded or continued
 
 
 def is_execution_key(key: str) -> bool:

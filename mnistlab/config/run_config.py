@@ -9,26 +9,29 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnistlab.config.identity import identity
-from mnistlab.config.schema import RegularizationSettings, TrainerSettings
+from mnistlab.config.schema import RegularizationSettings, RunSettings, TrainerSettings
 from mnistlab.errors import ConfigError
+
+FACTS = ("channels", "num_classes", "classes", "mean", "std", "fingerprint")  # what a dataset fills in when null
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A checked config: ``cfg`` resolved and read-only, with the typed views of the ``trainer`` and
+    """A checked config: ``cfg`` resolved and read-only, with the typed views of the ``trainer``, ``run`` and
     ``regularization`` groups and the seed.
 
-    :func:`mnistlab.config.check` makes it before any data is read; :meth:`with_data` then fills in what the
-    data say (channels, classes, normalization, fingerprint), which the models read by interpolation and the
-    identity includes. The run reads only the result.
+    :func:`mnistlab.config.check` makes it before any data is read; :meth:`with_data` then fills in what only the
+    data can say (a folder's channels, classes, normalization and fingerprint), which the models read by
+    interpolation and the identity includes: a new object where a fact was unknown, this one where none was. The
+    run reads only the result.
     """
 
     cfg: DictConfig
     trainer: TrainerSettings
+    run: RunSettings
     regularization: RegularizationSettings
     seed: int
     composed: DictConfig = field(repr=False)  # as Hydra composed it, interpolations kept: what with_data resolves again
-    data_known: bool = False
 
     @cached_property
     def identity(self) -> dict[str, Any]:
@@ -39,9 +42,8 @@ class RunConfig:
     def val_size(self) -> int:
         return int(self.cfg.data.get("val_size") or 0)
 
-    def with_data(self, facts: dict[str, Any], train_images: int) -> RunConfig:
-        """This config with the data's facts filled in (only keys the data group has) and checked against the number
-        of training images: the validation split must leave some, and a batch must fit in what it leaves."""
+    def check_sizes(self, train_images: int) -> None:
+        """The validation split must leave training images, and a batch must fit in what it leaves."""
         if self.val_size >= train_images:
             raise ConfigError(f"data.val_size must be < {train_images:,} (the training images), got {self.val_size:,}")
         left = train_images - self.val_size
@@ -49,12 +51,22 @@ class RunConfig:
             raise ConfigError(
                 f"trainer.batch_size must be <= {left:,} (the training images left by data.val_size), got {self.trainer.batch_size:,}"
             )
+
+    def unknown_facts(self) -> set[str]:
+        """The data's facts this config does not know yet (``null``)."""
+        return {key for key, value in self.cfg.data.items() if value is None and key in FACTS}
+
+    def with_data(self, facts: dict[str, Any], train_images: int) -> RunConfig:
+        """This config with the data's facts filled in where it had none (only keys the data group has), checked
+        against the number of training images (:meth:`check_sizes`)."""
+        self.check_sizes(train_images)
+        new = {key: value for key, value in facts.items() if key in self.cfg.data and self.cfg.data[key] is None and value is not None}
+        if not new:
+            return self
         composed = self.composed.copy()
         with open_dict(composed):
-            for key, value in facts.items():
-                if key in composed.data:
-                    composed.data[key] = value
-        return RunConfig(resolved(composed), self.trainer, self.regularization, self.seed, composed, data_known=True)
+            composed.data.update(new)
+        return RunConfig(resolved(composed), self.trainer, self.run, self.regularization, self.seed, composed)
 
 
 def resolved(cfg: DictConfig) -> DictConfig:

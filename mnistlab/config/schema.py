@@ -1,8 +1,11 @@
-"""The typed groups: ``trainer`` and ``regularization`` as dataclasses, each field with its type, default and range.
+"""The typed groups: ``trainer``, ``run`` and ``regularization`` as dataclasses, each field with its type, default and
+range.
 
-Hydra uses them as the groups' base options (``trainer/default``, ``regularization/none``), so an unknown key or
-a value of the wrong type is refused while composing; the ranges are checked when a dataclass is built. A new
-option of these groups is one new field here. Every other group names a class, checked by :mod:`.targets`.
+Hydra uses them as the groups' base options (``trainer/default``, ``run/default``, ``regularization/none``), so an
+unknown key or a value of the wrong type is refused while composing; the ranges are checked when a dataclass is
+built. A new option of these groups is one new field here. Every other group names a class, checked by
+:mod:`.targets`; our callbacks (early stopping, keep-best, target accuracy) are such classes and own their settings
+under ``callback.<name>``.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ class RegularizationSettings(Checked):
     """No regularization by default; every preset in conf/regularization starts from these values.
 
     Each key reaches the part that applies it by interpolation: dropout and batch norm the model, weight decay
-    the optimizer, label smoothing the loss, augment ``technique.random_warp``, early stopping and keep-best
-    their callbacks.
+    the optimizer, label smoothing the loss, augment ``technique.random_warp``. Early stopping and keep-best are
+    callbacks with their own keys (``callback.early_stopping.patience``); ``regularization=early_stopping`` sets them.
     """
 
     KEY: ClassVar[str] = "regularization"
@@ -47,13 +50,11 @@ class RegularizationSettings(Checked):
     batch_norm: bool = False  # BatchNorm before each hidden activation
     label_smoothing: float = ranged(0.0, ge=0, lt=1)
     augment: AugmentSettings = field(default_factory=AugmentSettings)  # random warps of training batches, on the device
-    early_stopping_patience: int | None = ranged(None, ge=1)  # epochs without validation improvement (needs data.val_size)
-    keep_best: bool = False  # restore the best-validation epoch's weights (needs data.val_size)
 
 
 @dataclass
 class TrainerSettings(Checked):
-    """How a run trains: length, batches, device, speed options, files."""
+    """How the loop trains: length, batches, device and speed options."""
 
     KEY: ClassVar[str] = "trainer"
     epochs: int = ranged(15, ge=1)
@@ -66,10 +67,6 @@ class TrainerSettings(Checked):
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps
     threads: int | None = ranged(None, ge=1)  # CPU threads for torch (null: torch's default, or the launcher's share)
     progress: bool = True  # tqdm bar per epoch when stderr is a terminal
-    checkpoint: bool = True  # write checkpoint.pt after every epoch
-    resume: bool = False  # continue the run in hydra.run.dir from its last checkpoint
-    target_acc: float | None = ranged(None, ge=0, le=100)  # stop as soon as test accuracy (%) reaches this (callback.target_accuracy)
-    plots: bool = True  # curves.png, confusion.png, mistakes.png
     amp: bool = False  # bf16 autocast (CUDA, or a CPU with native bf16 such as AVX512-BF16/AMX; ignored elsewhere)
     channels_last: bool = False  # NHWC memory format for the convolutions
     compile: bool = False  # torch.compile the model (CUDA only; ignored elsewhere)
@@ -83,5 +80,23 @@ class TrainerSettings(Checked):
             raise ConfigError(f"trainer.cuda_graph must be auto, true or false, got {self.cuda_graph!r}")
 
 
-SCHEMAS: dict[str, type] = {"trainer": TrainerSettings, "regularization": RegularizationSettings}
-DEFAULT_OPTIONS = {"trainer": "default", "regularization": "none"}  # the option name each schema is stored as
+@dataclass
+class RunSettings(Checked):
+    """What a run keeps and continues: its checkpoint, its figures, and resuming it. None of them changes what it trains."""
+
+    KEY: ClassVar[str] = "run"
+    resume: bool = False  # continue the run in hydra.run.dir from its last checkpoint
+    checkpoint: bool = True  # write checkpoint.pt after every epoch
+    plots: bool = True  # curves.png, confusion.png, mistakes.png
+
+
+SCHEMAS: dict[str, type] = {"trainer": TrainerSettings, "run": RunSettings, "regularization": RegularizationSettings}
+DEFAULT_OPTIONS = {"trainer": "default", "run": "default", "regularization": "none"}  # the option name each schema is stored as
+MOVED = {  # keys of mnistlab 0.1 and where they are now
+    "trainer.resume": "run.resume",
+    "trainer.checkpoint": "run.checkpoint",
+    "trainer.plots": "run.plots",
+    "trainer.target_acc": "callback.target_accuracy.target",
+    "regularization.early_stopping_patience": "callback.early_stopping.patience",
+    "regularization.keep_best": "callback.keep_best.enabled",
+}

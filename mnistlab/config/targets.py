@@ -14,11 +14,12 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
+from mnistlab import extras
 from mnistlab.config.bounds import check_bounds
 from mnistlab.errors import ConfigError, UserError
 
 NAMED_GROUPS = ("technique", "callback", "metric")  # groups of several named entries: technique.mixup, callback.ema, ...
-TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "loss", "trainer", "regularization", "logger", *NAMED_GROUPS, "seed")
+TOP_LEVEL = ("data", "model", "optimizer", "scheduler", "loss", "trainer", "run", "regularization", "logger", *NAMED_GROUPS, "seed")
 SCHEDULER_INTERVALS = ("step", "epoch")  # scheduler.interval: step the scheduler after every batch or every epoch
 
 # Ranges of the arguments of the groups that name a class, by argument name. They apply to our options and to a
@@ -105,10 +106,10 @@ def import_target(node: DictConfig, key: str) -> Any:
     try:
         return locate(target)
     except Exception as err:
-        raise ConfigError(
-            f"{key}._target_={target} cannot be imported ({type(err).__name__}: {err}); "
-            "the module that defines it must be on PYTHONPATH (or installed)"
-        ) from err
+        missing = str(getattr(err, "name", "") or "") if isinstance(err, ModuleNotFoundError) else ""
+        extra = next((name for name, module in extras.MODULES.items() if missing and missing.split(".")[0] == module.split(".")[0]), None)
+        fix = f'pip install "mnistlab[{extra}]"' if extra else "the module that defines it must be on PYTHONPATH (or installed)"
+        raise ConfigError(f"{key}._target_={target} cannot be imported ({type(err).__name__}: {err}); {fix}") from err
 
 
 def check_arguments(node: DictConfig, key: str) -> None:

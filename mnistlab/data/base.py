@@ -20,9 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mnistlab.config.run_config import FACTS
 from mnistlab.errors import ConfigError
-
-FACTS = ("channels", "num_classes", "classes", "mean", "std", "fingerprint")
 
 
 @dataclass

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
+from mnistlab.errors import NOT_LEARNED
 from mnistlab.reports.seeds import SeedSweep, assess, group_name, outcome, results_of, used
 from mnistlab.reports.sequential import BETTER_SMALL, OPEN, WORSE_SMALL, boundaries
 from mnistlab.runs.files import read_summary
 
 
-def _results(sweep: SeedSweep, table: pd.DataFrame) -> dict[str, dict[int, float | str]]:
-    """``{group: {seed: outcome}}`` of the runs in ``table`` (the sweep's summary.csv rows), from their summaries as
-    the sweeper read them."""
+def _summaries(sweep: SeedSweep, table: pd.DataFrame) -> list[tuple[str, int, dict]]:
+    """``(group, seed, summary)`` of the runs in ``table`` (the sweep's summary.csv rows), as the sweeper read them."""
     keys = {name: [item.split("=", 1)[0].lstrip("+~") for item in overrides] for name, overrides in sweep.groups.items()}
     runs = []
     for _, row in table.iterrows():
@@ -29,9 +30,14 @@ def _results(sweep: SeedSweep, table: pd.DataFrame) -> dict[str, dict[int, float
                     summary = read_summary(Path(row["run_dir"]))
                 except ValueError:
                     summary = {"status": "unreadable"}
-                runs.append((name, int(row["seed"]), outcome(summary)))
+                runs.append((name, int(row["seed"]), summary))
                 break
-    return results_of(runs)
+    return runs
+
+
+def _results(sweep: SeedSweep, table: pd.DataFrame) -> dict[str, dict[int, float | str]]:
+    """``{group: {seed: outcome}}`` of the runs in ``table``."""
+    return results_of((group, seed, outcome(summary)) for group, seed, summary in _summaries(sweep, table))
 
 
 def replayed(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, dict] | None:
@@ -58,10 +64,11 @@ def decisions(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, pd.DataF
         return None
     sweep, assessed = found
     counts = used(sweep)
+    learned_nothing = Counter(group for group, _, summary in _summaries(sweep, table) if summary.get("status") in NOT_LEARNED)
     rows = []
     for name in sweep.groups:
         a = assessed.get(name)
-        row = {"group": name, "baseline": sweep.baselines[name] or "", "seeds": counts[name]}
+        row = {"group": name, "baseline": sweep.baselines[name] or "", "seeds": counts[name], "learned_nothing": learned_nothing[name]}
         if a is None:
             rows.append(row | {"decision": "baseline"})
             continue
@@ -109,20 +116,21 @@ def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
         "p-values understate the chance of a false difference: the decisions here are the ones that account for how the "
         "seeds were chosen.",
         "",
-        "| group | vs | decision | round | seeds | mean difference | interval of the difference |",
-        "|---|---|---|---|---|---|---|",
+        "| group | vs | decision | round | seeds | learned nothing | mean difference | interval of the difference |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     failed = []
     for _, row in table.iterrows():
         if row["decision"] == "baseline":
-            lines.append(f"| {row['group']} | | baseline of the others | – | {row['seeds']} | | |")
+            lines.append(f"| {row['group']} | | baseline of the others | – | {row['seeds']} | {row['learned_nothing']} | | |")
             continue
         low, high = row["interval_low"], row["interval_high"]
         interval = f"[{low:+.2f}, {high:+.2f}]" if math.isfinite(low) and math.isfinite(high) else "(no complete look yet)"
         mean = f"{row['mean_difference']:+.2f}" if math.isfinite(row["mean_difference"]) else ""
         when = str(int(row["decided_in_round"])) if pd.notna(row["decided_in_round"]) else "–"
         lines.append(
-            f"| {row['group']} | {row['baseline']} | {_state(row['decision'], d.delta)} | {when} | {row['seeds']} | {mean} | {interval} |"
+            f"| {row['group']} | {row['baseline']} | {_state(row['decision'], d.delta)} | {when} | {row['seeds']} | {row['learned_nothing']} "
+            f"| {mean} | {interval} |"
         )
         if row.get("failed_runs"):
             failed.append(f"{row['group']}: {row['failed_runs']}")
@@ -134,4 +142,10 @@ def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
     ]
     if failed:
         lines += ["", "Runs that failed twice (their comparisons could not look again): " + "; ".join(failed) + "."]
+    lines += [
+        "",
+        "A run that learned nothing (collapsed or diverged) counts at the accuracy it ended with, so a group that fails on "
+        "some seeds is worse for it; but a failure that has not happened yet cannot count: a group decided better on seeds "
+        "that all trained may still fail on others (docs/seeds.md gives the rates).",
+    ]
     return [*lines, ""]

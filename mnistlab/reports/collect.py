@@ -101,7 +101,8 @@ def load_runs(run_dirs: Sequence[Path], pending: Sequence[tuple[str, Sequence[st
             row["gap"] = row["final_train_acc"] - row["final_test_acc"]
         row |= {key: summary.get(key) for key in ("study", "trial", "objective")}
         row["test_images"] = (summary.get("images") or {}).get("test")
-        row["error"] = "; ".join(problems) if problems else summary.get("error") or summary.get("collapsed")
+        stopped = summary.get("stop_reason") if status != "completed" else None  # a callback's own status says why
+        row["error"] = "; ".join(problems) if problems else summary.get("error") or stopped
         row["run_dir"] = str(run_dir)
         rows.append(row)
         if not history.empty:

@@ -40,20 +40,21 @@ OURS = (
     ReportColumn("gap", "train−test gap", 2, False),
     ReportColumn("final_val_acc", "val acc (%)", 2, True),
     ReportColumn("seconds", "seconds", 1, False),
-    ReportColumn("time_to_target", "seconds to target", 1, False, in_table=False),
 )
 OWN_KEYS = {c.key for c in OURS} | {"final_val_loss", "best_val_acc"}
 NOT_RESULTS = ("final_train_", "final_val_")  # per-split values a table does not compare per group
 
 
 def declared_columns(summaries: Iterable[dict[str, Any]], result_keys: Iterable[str]) -> list[ReportColumn]:
-    """Ours, then each metric's test column and each callback's declared column (as the runs' summaries declare
-    them), then every other ``final_*`` key of the runs, shown under its own name."""
+    """Ours, then each metric's test column, each callback's declared column and each callback's declared summary field
+    (as the runs' summaries declare them), then every other ``final_*`` key of the runs, shown under its own name."""
     metrics: dict[str, dict[str, Any]] = {}
     callbacks: dict[str, dict[str, Any]] = {}
+    fields: dict[str, dict[str, Any]] = {}
     for summary in summaries:
         metrics |= summary.get("metrics") or {}
         callbacks |= summary.get("columns") or {}
+        fields |= summary.get("fields") or {}
     columns = list(OURS)
     seen = set(OWN_KEYS)
     for name, declaration in metrics.items():
@@ -66,6 +67,14 @@ def declared_columns(summaries: Iterable[dict[str, Any]], result_keys: Iterable[
     for name, declaration in callbacks.items():
         key = f"final_{name}"
         if key not in seen and not name.startswith(("test_", "val_")):
+            columns.append(
+                ReportColumn(
+                    key, declaration["label"], int(declaration["digits"]), declaration["higher_is_better"], bool(declaration["tested"])
+                )
+            )
+            seen.add(key)
+    for key, declaration in fields.items():
+        if key not in seen:
             columns.append(
                 ReportColumn(
                     key, declaration["label"], int(declaration["digits"]), declaration["higher_is_better"], bool(declaration["tested"])

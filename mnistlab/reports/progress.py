@@ -28,7 +28,7 @@ def outcome(summary: dict[str, Any]) -> str:
     status, acc = summary.get("status", "?"), summary.get("final_test_acc")
     if status == "completed" and isinstance(acc, int | float):
         return f"completed {acc:.2f}%"
-    if isinstance(acc, int | float) and status in ("collapsed", "diverged", "pruned"):
+    if isinstance(acc, int | float) and not summary.get("error"):  # ended on its own: collapsed, a callback's status
         return f"{status} at {acc:.2f}%"
     error = str(summary.get("error") or "").splitlines()[0][:80] if summary.get("error") else ""
     return f"{status} ({error})" if error else status

@@ -1,10 +1,17 @@
-"""Every part of a run built from its config, on the chosen device, the data there too: one :class:`Trainer`."""
+"""Every part of a run built from its config, each once, and the :class:`Trainer` that holds them.
+
+A part is built as soon as the settings it reads are known: before the data are read where it reads none of the
+data's facts that only the data can tell (so that its own checks, and what a callback needs, refuse a launch
+before anything is read), else once they are. The model is built first after seeding, as its first weights
+come from the seed.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +20,67 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mnistlab.config.run_config import RunConfig
-from mnistlab.config.targets import build, named
+from mnistlab.config.targets import build, named, targets
 from mnistlab.data import Dataset, Images
 from mnistlab.data.batches import prepare, steps_per_epoch
+from mnistlab.errors import ConfigError
 from mnistlab.models import count_parameters, parameter_table
 from mnistlab.runs.launch import Job
 from mnistlab.training.metrics import declarations, with_built_in
 from mnistlab.training.speed import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
-from mnistlab.training.trainer import Trainer
+from mnistlab.training.trainer import ROW, Trainer
 
 log = logging.getLogger("mnistlab")
+PARTS = ("model", "metric", "loss", "technique", "callback")  # in the order they are built (the model first after seeding)
+FACT = re.compile(r"\$\{data\.(\w+)\}")
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+class Parts:
+    """The dataset and the parts of ``PARTS`` by their key (``model``, ``callback.keep_best``), each built once."""
+
+    def __init__(self, config: RunConfig):
+        self.built: dict[str, Any] = {}
+        self.dataset: Dataset = build(config.cfg.data, "data")  # its own checks (data.name, data.root); nothing is read
+        self.dataset.check()  # a folder's layout
+        if self.dataset.train_images is not None:  # known before reading (MNIST's 60,000): refused before anything loads
+            config.check_sizes(self.dataset.train_images)
+        seed_everything(config.seed)
+        self.build_known(config)
+        self.check_needs(config)
+
+    def build_known(self, config: RunConfig) -> None:
+        """Build every part not built yet whose settings are all known in ``config``."""
+        unknown = config.unknown_facts()
+        nodes = targets(config.composed)
+        for group in PARTS:
+            for key in (k for k in nodes if k.split(".")[0] == group and k not in self.built):
+                if not unknown & set(FACT.findall(OmegaConf.to_yaml(nodes[key]))):
+                    self.built[key] = build(OmegaConf.select(config.cfg, key), key)
+
+    def get(self, key: str) -> Any:
+        return self.built[key]
+
+    def entries(self, config: RunConfig, group: str) -> dict[str, Any]:
+        """The built entries of a group of several (``callback``, ``technique``, ``metric``), by name, in config order."""
+        return {name: self.built[f"{group}.{name}"] for name in named(config.cfg, group)}
+
+    def check_needs(self, config: RunConfig) -> None:
+        """What each callback built so far reads from the rows: a validation column needs a validation split."""
+        for name, callback in self.entries_built("callback").items():
+            for column in callback.needs():
+                if column.startswith("val_") and not config.val_size:
+                    raise ConfigError(
+                        f"callback.{name} reads {column}, which needs a validation split: set data.val_size (e.g. data.val_size=5000)"
+                    )
+
+    def entries_built(self, group: str) -> dict[str, Any]:
+        return {key.split(".", 1)[1]: part for key, part in self.built.items() if key.startswith(f"{group}.")}
 
 
 def make_optimizer(node: DictConfig, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
@@ -55,17 +107,19 @@ def make_scheduler(node: DictConfig, optimizer: torch.optim.Optimizer, epochs: i
     return factory(optimizer, **given), interval
 
 
-def build_trainer(config: RunConfig, dataset: Dataset, images: Images, run_dir: Path, job: Job) -> tuple[Trainer, dict[str, Any]]:
+def build_trainer(config: RunConfig, parts: Parts, images: Images, run_dir: Path, job: Job) -> tuple[Trainer, dict[str, Any]]:
     """The trainer of ``config`` with its data on the chosen device, and what the summary records of it."""
     cfg = config.cfg
+    parts.build_known(config)  # what read the data's facts
+    parts.check_needs(config)
     device = pick_device(config.trainer.device)
     settings = speed_settings(config.trainer, device)
     threads = set_threads(settings.threads, job.parallel_jobs, job.cpus_per_task)
-    seed_everything(config.seed)
-    data = prepare(images, dataset, device, config.val_size, config.seed)
-    model = build(cfg.model, "model")
-    metrics = with_built_in([build(node, f"metric.{name}") for name, node in named(cfg, "metric").items()])
+    data = prepare(images, parts.dataset, device, config.val_size, config.seed)
+    model = parts.get("model")
+    metrics = with_built_in(parts.entries(config, "metric"))
     log.info("\n%s", parameter_table(model))
+    dataset = parts.dataset
     facts = {"model": job.model or type(model).__name__, "dataset": dataset.name, "params": count_parameters(model)}
     facts["num_classes"] = int(dataset.num_classes or len(dataset.classes or ()))
     facts["images"] = {
@@ -75,24 +129,34 @@ def build_trainer(config: RunConfig, dataset: Dataset, images: Images, run_dir: 
     optimizer = make_optimizer(cfg.optimizer, model, device)
     per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches, settings.min_steps_per_epoch)
     scheduler, interval = make_scheduler(cfg.scheduler, optimizer, settings.epochs, per_epoch)
+    callbacks = parts.entries(config, "callback")
     trainer = Trainer(
         model,
         optimizer,
         scheduler,
         data,
         settings,
-        build(cfg.loss, "loss"),
+        parts.get("loss"),
         seed=config.seed,
         scheduler_interval=interval,
-        techniques=[build(node, f"technique.{name}") for name, node in named(cfg, "technique").items()],
-        callbacks={name: build(node, f"callback.{name}") for name, node in named(cfg, "callback").items()},
+        techniques=list(parts.entries(config, "technique").values()),
+        callbacks=callbacks,
         metrics=metrics,
         run_dir=run_dir,
     )
+    columns = trainer.columns()
+    for name, callback in callbacks.items():
+        for column in callback.needs():
+            if column not in columns and column not in ROW:
+                raise ConfigError(
+                    f"callback.{name} reads {column}, which no metric or callback makes; the run's columns: {', '.join([*ROW, *columns])}"
+                )
     facts |= {
         "device": str(device),
         "threads": threads,
+        "objective": f"final_{trainer.objective}",
         "metrics": declarations(metrics),
-        "columns": {name: column.record() for name, column in trainer.columns().items()},
+        "columns": {name: column.record() for name, column in columns.items()},
+        "fields": {name: column.record() for callback in callbacks.values() for name, column in callback.fields().items()},
     }
     return trainer, facts

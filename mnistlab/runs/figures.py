@@ -1,4 +1,4 @@
-"""A run's figures: its curves, its confusion matrix and its misclassified test images (``trainer.plots``)."""
+"""A run's figures: its curves, its confusion matrix and its misclassified test images (``run.plots``)."""
 
 from __future__ import annotations
 

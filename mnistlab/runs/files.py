@@ -119,7 +119,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's state, loaded with ``weights_only=True`` (no pickled code runs)."""
     if not path.exists():
-        raise CheckpointError(f"there is no checkpoint at {path}: the run trained no epoch, or had trainer.checkpoint=false")
+        raise CheckpointError(f"there is no checkpoint at {path}: the run trained no epoch, or had run.checkpoint=false")
     try:
         import torch
 

@@ -62,6 +62,17 @@ def make_dir(run_dir: Path) -> None:
         raise OutputError(f"cannot create {run_dir}: {err.strerror or err}") from err
 
 
+NEW_SWEEP: list[Path] = []  # the sweep directory this launch is to create, noted while it does not exist yet
+
+
+def discard_new_sweep() -> None:
+    """After a sweep refused before any job: remove the directory it made, if it holds only the sweep's own record."""
+    for sweep_dir in NEW_SWEEP:
+        with contextlib.suppress(OSError):
+            (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+            sweep_dir.rmdir()
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While it lasts, SIGTERM raises Terminated, which training handles like Ctrl-C (main thread only)."""

@@ -28,6 +28,11 @@ class EpochRecorder:
         write_metrics(self.run_dir / METRICS_FILE, rows)
         self.logger.log_epoch(rows[-1])
 
+    def finish(self, trainer: Trainer) -> None:
+        """After a completed fit whose weights a callback replaced: the checkpoint holds the weights the run reports."""
+        if self.checkpoint and trainer.finished_with is not None:
+            save_checkpoint(self.run_dir / CHECKPOINT_FILE, trainer.state_dict())
+
     def settle(self) -> None:
         """After a stop (Ctrl-C, SIGTERM) that may have come between a checkpoint and its metrics row: metrics.csv as
         the checkpoint holds it."""

@@ -1,71 +1,87 @@
-"""A finished fit as summary.json records it: final and best values of every metric and column, and the objective."""
+"""A finished fit as summary.json records it: the final values of every metric on every split (of the weights the run
+finishes with), the best per epoch, the callbacks' fields, and the objective."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from mnistlab.training.evaluation import evaluate
+from mnistlab.training.evaluation import Evaluation
 from mnistlab.training.metrics import declarations
 from mnistlab.training.trainer import ROW, FitResult, Trainer
 
 
 def result_fields(
-    history: list[dict[str, float]], final: dict[str, float], metrics: dict[str, dict[str, Any]], selected_epoch: int | None
+    history: list[dict[str, float]], final: dict[str, dict[str, float]], metrics: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    """The summary's results from the metrics rows: for each metric (``metrics``, as :func:`declarations` gives them)
-    its ``final`` and best test value, the selected epoch's validation values, the last training loss and accuracy,
-    and the last value of every column a callback added (``final_<column>``)."""
+    """The summary's results: for each metric (``metrics``, as :func:`declarations` gives them) its ``final`` value on
+    each split (``{"test": {...}, "val": {...}}``) and its best test value over the epochs, the last training loss and
+    accuracy, and the last value of every column a callback added (``final_<column>``)."""
     if not history:
         return {"epochs_run": 0}
     last = history[-1]
     out: dict[str, Any] = {"epochs_run": int(last["epoch"]), "final_train_loss": last["train_loss"], "final_train_acc": last["train_acc"]}
     for name, declared in metrics.items():
-        best = max if declared["higher_is_better"] else min
-        out |= {f"final_test_{name}": final.get(name, math.nan), f"best_test_{name}": best(r[f"test_{name}"] for r in history)}
-    if "val_acc" in last and not math.isnan(last["val_acc"]):
-        chosen = next((r for r in history if r["epoch"] == selected_epoch), last)
-        out |= {f"final_val_{name}": chosen[f"val_{name}"] for name in metrics}
+        best = max if declared["higher_is_better"] is not False else min
+        out[f"best_test_{name}"] = best(r[f"test_{name}"] for r in history)
+        for split, values in final.items():
+            out[f"final_{split}_{name}"] = values.get(name, math.nan)
+    if "val_acc" in last:
         out["best_val_acc"] = max(r["val_acc"] for r in history)
     standard = {f"{split}_{name}" for split in ("train", "test", "val") for name in metrics}
     out |= {f"final_{key}": value for key, value in last.items() if key not in standard and key not in ROW}
     return out
 
 
+def final_evaluations(trainer: Trainer, result: FitResult) -> dict[str, Evaluation] | None:
+    """The evaluation of each split of the weights a completed run finishes with: the last epoch's, unless a callback
+    gave other weights after it (or no epoch ran in this process); None for a run that did not complete."""
+    if result.status != "completed" or not result.history:
+        return None
+    if trainer.evaluations:
+        return trainer.evaluations
+    splits = {"test": trainer.data.test} | ({"val": trainer.data.val} if trainer.data.val is not None else {})
+    return {split: trainer.evaluation(trainer.model, data) for split, data in splits.items()}
+
+
 def record_result(trainer: Trainer, result: FitResult, title: str, plots: bool) -> dict[str, Any]:
-    """The summary fields of a finished fit; a completed run's kept weights are evaluated once more and, with
-    ``plots``, drawn under ``title`` into the run directory."""
-    preds, final = None, {}
-    if result.status == "completed":  # the kept weights (the best val epoch with keep_best)
-        test, s = trainer.data.test, trainer.settings
-        evaluation = evaluate(trainer.model, test.images, test.labels, trainer.metrics, s.eval_batch_size, s.channels_last)
-        final, preds = evaluation.values, evaluation.preds
-    elif result.history:
-        final = {m.name: result.history[-1][f"test_{m.name}"] for m in trainer.metrics}
+    """The summary fields of a finished fit; a completed run's figures drawn under ``title`` into the run directory
+    with ``plots``."""
+    evaluations = final_evaluations(trainer, result)
+    if evaluations is not None:
+        final = {split: evaluation.values for split, evaluation in evaluations.items()}
+    elif result.history:  # stopped, diverged, collapsed: the last epoch's values
+        last = result.history[-1]
+        splits = ("test", "val") if "val_acc" in last else ("test",)
+        final = {split: {m.name: last[f"{split}_{m.name}"] for m in trainer.metrics} for split in splits}
+    else:
+        final = {}
     fields = {
         "status": result.status,
-        **result_fields(result.history, final, declarations(trainer.metrics), result.fields.get("selected_epoch")),
+        **result_fields(result.history, final, declarations(trainer.metrics)),
         "seconds": result.seconds,
         "warmup_seconds": result.warmup_seconds,
+        **({"weights": result.weights} if result.weights else {}),
+        **({"stopped_by": result.stop["by"], "stop_reason": result.stop["reason"]} if result.stop else {}),
         **result.fields,
     }
-    if plots and preds is not None and trainer.run_dir is not None:
+    if plots and evaluations is not None and trainer.run_dir is not None:
         from mnistlab.runs.figures import run_figures  # matplotlib and pandas load only when figures are drawn
 
         test, dataset = trainer.data.test, trainer.data.dataset
         run_figures(
             trainer.run_dir,
-            f"{title}: test accuracy {final['acc']:.2f}%",
+            f"{title}: test accuracy {final['test']['acc']:.2f}%",
             result.history,
             dataset.pixels(test.images),
             test.labels.cpu().numpy(),
-            preds.numpy(),
+            evaluations["test"].preds.numpy(),
             list(dataset.classes or []),
         )
     return fields
 
 
 def objective(summary: dict[str, Any]) -> float:
-    """What sweepers maximise: final validation accuracy if there is a validation split, else test accuracy."""
-    value = summary.get("final_val_acc", summary.get("final_test_acc"))
+    """What sweepers maximise: the summary's objective (final validation accuracy with a validation split, else test)."""
+    value = summary.get(summary.get("objective") or "final_test_acc")
     return float(value) if value is not None and summary.get("status") == "completed" else math.nan

@@ -1,6 +1,6 @@
 """What a launch may do in a run directory that already holds a run, and resuming it: the one resume check.
 
-A directory that holds trained epochs is only ever resumed, with ``trainer.resume=true`` and the very settings it
+A directory that holds trained epochs is only ever resumed, with ``run.resume=true`` and the very settings it
 was trained with (its recorded config's identity); anything else is refused, naming each differing key, before
 anything in the directory changes.
 """
@@ -36,7 +36,7 @@ def plan(run_dir: Path, config: RunConfig, resume: bool) -> tuple[str, dict[str,
         return "new", previous
     if not resume:
         raise RunDirError(
-            f"{run_dir} already holds a run ({status}, {previous.get('epochs_run', 'some')} epochs); add trainer.resume=true to continue it "
+            f"{run_dir} already holds a run ({status}, {previous.get('epochs_run', 'some')} epochs); add run.resume=true to continue it "
             "with the same settings, or launch into a new directory (hydra.run.dir, hydra.sweep.dir)"
         )
     try:

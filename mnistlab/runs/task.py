@@ -23,7 +23,7 @@ from mnistlab.config import check as check_config
 from mnistlab.config.targets import build
 from mnistlab.errors import OutputError, UserError, stop_status
 from mnistlab.runs import files, lock, resume
-from mnistlab.runs.assemble import build_trainer
+from mnistlab.runs.assemble import Parts, build_trainer
 from mnistlab.runs.launch import Job, make_dir
 from mnistlab.runs.loggers import CsvLogger, GuardedLogger
 from mnistlab.runs.recorder import EpochRecorder
@@ -99,18 +99,17 @@ def _accept(cfg: DictConfig, run_dir: Path, job: Job) -> Launch:
     launch = Launch(run_dir, job, summary, time.perf_counter())
     try:
         config = launch.config = check_config(cfg)
-        summary["objective"] = "final_val_acc" if config.val_size else "final_test_acc"  # what a sweeper maximizes
         if job.requeues:
             log.info("requeued by SLURM (%d times): resuming %s", job.requeues, run_dir)
-        dataset = build(config.cfg.data, "data")
-        images = dataset.load()
-        config = launch.config = config.with_data(dataset.facts(), len(images.train_labels))
-        launch.plan, previous = resume.plan(run_dir, config, config.trainer.resume or job.requeues > 0)
+        parts = Parts(config)  # what can be built before the data are read, each part once
+        images = parts.dataset.load()
+        config = launch.config = config.with_data(parts.dataset.facts(), len(images.train_labels))
+        launch.plan, previous = resume.plan(run_dir, config, config.run.resume or job.requeues > 0)
         if launch.plan == "skip":
-            log.info("%s already completed; skipping (trainer.resume=true)", run_dir)
+            log.info("%s already completed; skipping (run.resume=true)", run_dir)
             launch.summary = previous
             return launch
-        launch.trainer, facts = build_trainer(config, dataset, images, run_dir, job)
+        launch.trainer, facts = build_trainer(config, parts, images, run_dir, job)
         summary |= facts
         if launch.plan == "resume":
             resume.restore(launch.trainer, run_dir)
@@ -134,7 +133,7 @@ def _train(launch: Launch) -> tuple[dict[str, Any], Trainer]:
         launch.trainer,
         launch.logger,
     )
-    recorder = EpochRecorder(run_dir, config.trainer.checkpoint, logger)
+    recorder = EpochRecorder(run_dir, config.run.checkpoint, logger)
     trainer.record = recorder
     try:
         files.remove_temporary(run_dir)  # left by a process killed mid-write
@@ -145,8 +144,9 @@ def _train(launch: Launch) -> tuple[dict[str, Any], Trainer]:
         result = trainer.fit()
         if result.status in ("interrupted", "terminated"):
             recorder.settle()
+        recorder.finish(trainer)
         title = f"{summary['model']} ({summary['params']:,} params)"
-        summary |= {**record_result(trainer, result, title, config.trainer.plots), "wall_seconds": time.perf_counter() - launch.started}
+        summary |= {**record_result(trainer, result, title, config.run.plots), "wall_seconds": time.perf_counter() - launch.started}
         files.write_summary(run_dir, summary)
     except (Exception, KeyboardInterrupt) as err:
         launch.record_stop(err)

@@ -41,10 +41,8 @@ def current(node: DictConfig) -> DictConfig:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
-    """Rebuild the model of ``run_dir`` from its recorded config and load its weights from ``checkpoint.pt``.
-
-    The weights are those the run finished with: the selected epoch's where ``regularization.keep_best`` chose one.
-    """
+    """Rebuild the model of ``run_dir`` from its recorded config and load its weights from ``checkpoint.pt``: the
+    weights the run finished with and its summary reports (a callback's, such as keep-best's, where one gave them)."""
     run_dir = Path(run_dir)
     cfg = files.read_config(run_dir)
     if cfg is None:
@@ -54,10 +52,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Trained
     except ValueError:
         summary = {}
     state = files.load_checkpoint(run_dir / files.CHECKPOINT_FILE)
-    weights, epoch = state["model"], int(state["epoch"])
-    kept = state.get("callbacks", {}).get("keep_best") or {"weights": state.get("best_state"), "best_epoch": state.get("best_epoch")}
-    if cfg.regularization.get("keep_best") and kept["weights"] is not None:
-        weights, epoch = kept["weights"], int(kept["best_epoch"])
+    weights, epoch = state["model"], int((state.get("finished_with") or state)["epoch"])
     model = build(current(cfg.model), "model")
     try:
         model.load_state_dict(weights)

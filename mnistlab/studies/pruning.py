@@ -36,7 +36,7 @@ def reporting_to(trial: optuna.Trial) -> Iterator[None]:
 
 
 class StudyPruning(Callback):
-    """Reports each epoch's objective (validation accuracy, else test) to the trial; stops a trial the pruner
+    """Reports each epoch's objective (``trainer.objective``: validation accuracy, else test) to the trial; stops a trial the pruner
     gives up on, with the status ``pruned``."""
 
     def __init__(self) -> None:
@@ -49,7 +49,7 @@ class StudyPruning(Callback):
             log.info("callback.study_pruning: no study's trial in this process; nothing is reported")
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
-        value = row.get("val_acc", row["test_acc"])
+        value = row[trainer.objective]
         if self.trial is None or value is None or math.isnan(value):
             return
         self.trial.report(float(value), int(row["epoch"]))

@@ -24,8 +24,8 @@ from mnistlab.errors import stop_status
 from mnistlab.training.callbacks.base import Callback, overrides
 from mnistlab.training.clock import duration
 from mnistlab.training.cuda_graph import GraphedStep, portable_state
-from mnistlab.training.evaluation import evaluate
-from mnistlab.training.metrics import Column, Metric, check_name, with_built_in
+from mnistlab.training.evaluation import Evaluation, evaluate
+from mnistlab.training.metrics import Column, MetricEntry, check_name, objective, with_built_in
 from mnistlab.training.schedules import step_epoch_scheduler
 from mnistlab.training.techniques import Technique, hard_labels
 
@@ -35,11 +35,13 @@ ROW = ("epoch", "train_loss", "train_acc", "lr", "seconds")  # a metrics row's o
 
 @dataclass
 class FitResult:
-    status: str  # completed | diverged | interrupted | terminated | pruned
+    status: str  # completed | diverged | interrupted | terminated | a callback's own (collapsed, pruned, ...)
     history: list[dict[str, float]]
     seconds: float  # training wall time, resumed parts included
     warmup_seconds: float = 0.0  # one-off GPU start-up before the clock (see Trainer.warm_up)
-    fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # the callbacks' summary fields (selected_epoch, ...)
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # the callbacks' summary fields (time_to_target, ...)
+    weights: dict[str, Any] | None = None  # {"from": callback, "epoch": n} where a callback gave the weights to finish with
+    stop: dict[str, str] | None = None  # {"by": callback, "reason": ...} where a callback stopped training
 
 
 class Diverged(RuntimeError):
@@ -54,7 +56,8 @@ class Trainer:
     (``.train``, ``.val``, ``.test`` splits on the device), ``settings`` (the ``trainer`` group), ``metrics``,
     ``device``, ``generator`` (the run's random stream), ``epoch`` (the one being trained, from 1), ``step``
     (optimizer steps taken, resumed ones included), ``steps_per_epoch``, ``history`` (finished epochs' rows),
-    ``elapsed`` (training seconds so far) and ``run_dir``; and call ``stop(reason)`` and ``evaluate(model, split)``.
+    ``elapsed`` (training seconds so far), ``objective`` (the column the run is judged by) and ``run_dir``; and call
+    ``stop(reason, status=None)``, ``columns()`` and ``evaluate(model, split)``.
     ``record``, if given, is called with the trainer after each epoch's row is appended to ``history``.
     """
 
@@ -71,7 +74,7 @@ class Trainer:
         scheduler_interval: str = "step",
         techniques: Sequence[Technique] = (),
         callbacks: dict[str, Callback] | None = None,
-        metrics: list[Metric] | None = None,
+        metrics: list[MetricEntry] | None = None,
         record: Callable[[Trainer], None] | None = None,
         run_dir: Path | None = None,
     ):
@@ -85,9 +88,14 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(len(data.train), settings.batch_size, settings.limit_batches, settings.min_steps_per_epoch)
         self.techniques = list(techniques)
         self.callbacks = dict(callbacks or {})
-        self.metrics = metrics or with_built_in([])
+        self.metrics = metrics or with_built_in()
         self.stop_reason: str | None = None
         self.stopped_as: str | None = None
+        self.stopped_by: str | None = None
+        self._calling: str | None = None  # the callback whose hook runs now
+        self.evaluations: dict[str, Evaluation] = {}  # the last epoch's evaluation of each split (its predictions too)
+        self.objective = objective(("test", "val") if data.val is not None else ("test",))
+        self.finished_with: dict[str, Any] | None = None  # the weights a callback gave to finish with: {"from", "epoch"}
         self._before_step = [c for c in self.callbacks.values() if overrides(c, "on_before_optimizer_step")]
         self._after_step = [c for c in self.callbacks.values() if overrides(c, "on_step_end")]
         graph = settings.cuda_graph and self.device.type == "cuda"
@@ -98,12 +106,16 @@ class Trainer:
 
     def stop(self, reason: str, status: str | None = None) -> None:
         """End training after the current epoch is recorded (for callbacks); ``status`` replaces ``completed``
-        in the summary when the run did not end as planned (``pruned``)."""
-        self.stop_reason, self.stopped_as = reason, status
+        in the summary when the run did not end as planned (``collapsed``, ``pruned``, yours)."""
+        self.stop_reason, self.stopped_as, self.stopped_by = reason, status, self._calling
 
     def evaluate(self, model: nn.Module, split: Split) -> dict[str, float]:
         """Every metric of ``model`` (this one, or another such as an average of its weights) on ``split``."""
-        return evaluate(model, split.images, split.labels, self.metrics, self.settings.eval_batch_size, self.settings.channels_last).values
+        return self.evaluation(model, split).values
+
+    def evaluation(self, model: nn.Module, split: Split) -> Evaluation:
+        """:meth:`evaluate`, with the predictions."""
+        return evaluate(model, split.images, split.labels, self.metrics, self.settings.eval_batch_size, self.settings.channels_last)
 
     def columns(self) -> dict[str, Column]:
         """Every column a row may hold beyond its own (``ROW``), declared: the metrics' on each split, then the callbacks'.
@@ -133,6 +145,7 @@ class Trainer:
             "generator": self.generator.get_state(),
             "elapsed": self.elapsed,
             "callbacks": {name: callback.state_dict() for name, callback in self.callbacks.items()},
+            "finished_with": self.finished_with,  # the model's weights are those a callback gave (the run completed)
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -226,18 +239,35 @@ class Trainer:
         """Each callback's ``on_epoch_end``; one that changes a value already in the row is an error."""
         for name, callback in self.callbacks.items():
             before = dict(row)
+            self._calling = name
             callback.on_epoch_end(self, row)
+            self._calling = None
             changed = [key for key, value in before.items() if row.get(key) is not value]
             if changed:
                 raise ValueError(f"callback {name} changed {', '.join(changed)} in the epoch's row; a callback may only add columns")
+
+    def _finish_with(self) -> dict[str, Any] | None:
+        """After a completed fit: the weights a callback gives to finish with, loaded into the model (at most one may)."""
+        given = {name: w for name, callback in self.callbacks.items() if (w := callback.final_weights(self)) is not None}
+        if len(given) > 1:
+            raise ValueError(f"callbacks {', '.join(given)} each give the weights to finish with; keep one of them")
+        if not given:
+            return None
+        ((name, weights),) = given.items()
+        self.model.load_state_dict(weights.state)
+        self.evaluations = {}  # the last epoch's evaluations were of other weights
+        self.finished_with = {"from": name, "epoch": int(weights.epoch)}
+        return self.finished_with
 
     def fit(self) -> FitResult:
         s = self.settings
         status = "completed"
         warmup = self.warm_up() if self.start_epoch <= s.epochs else 0.0
         try:
-            for callback in self.callbacks.values():
+            for name, callback in self.callbacks.items():
+                self._calling = name
                 callback.on_fit_start(self)
+            self._calling = None
             for epoch in range(self.start_epoch, s.epochs + 1):
                 self.epoch = epoch
                 started = time.perf_counter()
@@ -249,9 +279,11 @@ class Trainer:
                     status = "diverged"
                     break
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-                row |= {f"test_{name}": value for name, value in self.evaluate(self.model, self.data.test).items()}
+                self.evaluations = {"test": self.evaluation(self.model, self.data.test)}
                 if self.data.val is not None:
-                    row |= {f"val_{name}": value for name, value in self.evaluate(self.model, self.data.val).items()}
+                    self.evaluations["val"] = self.evaluation(self.model, self.data.val)
+                for split, evaluation in self.evaluations.items():
+                    row |= {f"{split}_{name}": value for name, value in evaluation.values.items()}
                 seconds = time.perf_counter() - started
                 self.elapsed += seconds
                 row |= {"lr": lr, "seconds": seconds}
@@ -272,10 +304,12 @@ class Trainer:
             log.warning("%s; the last finished epoch is kept in %s", status, self.run_dir or "the checkpoint")
         for callback in self.callbacks.values():
             callback.on_fit_end(self, status)
+        weights = self._finish_with() if status == "completed" else None
         fields: dict[str, Any] = {}
         for callback in self.callbacks.values():
             fields |= callback.summary()
-        return FitResult(status, self.history, self.elapsed, warmup, fields)
+        stop = {"by": self.stopped_by or "", "reason": self.stop_reason} if self.stop_reason is not None else None
+        return FitResult(status, self.history, self.elapsed, warmup, fields, weights, stop)
 
     def warm_up(self, force: bool = False) -> float:
         """On CUDA (or when forced), run each batch shape once before the clock starts; returns the seconds it took.

@@ -22,10 +22,12 @@ class ChanceLevel(Callback):
     An epoch is at chance when its training loss is above ``loss_ratio`` times ln C (C classes: the loss of a
     uniform guess), not meaningfully below it, and its training accuracy is within ``margin`` of the accuracy of a
     constant answer (the largest class's share of the training split), the margin a fraction of the distance from
-    there to 100%. Epochs are judged once the run has taken ``min_steps`` steps, so a quick check of a few batches
-    is never judged. A network at chance for ``patience`` epochs in a row, with a training loss that did not fall
-    over them, stops early: a collapsed network (dead units, a saturated output) does not come back. The last
-    epoch is judged whatever the patience.
+    there to 100%. Only epochs that end after ``min_steps`` steps are judged: a network that is learning can still
+    be near chance after a few dozen steps as its learning rate warms up (LeNet-5 after 20 steps: 13.6% on seed 0),
+    so a shorter run is never judged, and says so in one line when its last epoch is at chance. A network at chance
+    for ``patience`` epochs in a row, with a training loss that did not fall over them, stops early: a collapsed
+    network (dead units, a saturated output) does not come back. The last epoch is judged whatever the patience,
+    when it ends after ``min_steps`` steps.
     """
 
     def __init__(self, enabled: bool = True, patience: int | None = 3, min_steps: int = 100, loss_ratio: float = 0.9, margin: float = 0.1):
@@ -47,7 +49,18 @@ class ChanceLevel(Callback):
         return row["train_loss"] > self.loss_ratio * chance_loss and row["train_acc"] <= near
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
-        if not self.enabled or trainer.step < self.min_steps:
+        if not self.enabled:
+            return
+        if trainer.step < self.min_steps:
+            if trainer.epoch == trainer.settings.epochs and self.at_chance(trainer, row):
+                log.warning(
+                    "the last epoch is at chance level (loss %.2f, accuracy %.1f%%), but the run took %d steps, fewer than "
+                    "callback.chance_level.min_steps=%d: it is not judged",
+                    row["train_loss"],
+                    row["train_acc"],
+                    trainer.step,
+                    self.min_steps,
+                )
             return
         if not self.at_chance(trainer, row):
             self.losses = []
@@ -66,9 +79,6 @@ class ChanceLevel(Callback):
             )
             log.error("collapsed: %s", self.verdict)
             trainer.stop(self.verdict, status="collapsed")
-
-    def summary(self) -> dict[str, Any]:
-        return {"collapsed": self.verdict} if self.verdict else {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"losses": self.losses}

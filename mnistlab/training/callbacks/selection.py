@@ -1,13 +1,15 @@
-"""Selection on the validation split: early stopping (``callback.early_stopping``) and keeping the best epoch's
-weights (``callback.keep_best``), set by ``regularization.early_stopping_patience`` and ``regularization.keep_best``."""
+"""Selection on the validation split: early stopping (``callback.early_stopping``) and finishing with the best epoch's
+weights (``callback.keep_best``). Both read a validation column, never the test split's: the test set does not
+steer training."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mnistlab.training.callbacks.base import Callback
+from mnistlab.training.callbacks.base import Callback, Weights
 
 if TYPE_CHECKING:
     from mnistlab.training.trainer import Trainer
@@ -15,17 +17,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class BestValidation(Callback):
-    """Tracks the epoch of best validation accuracy (``monitor``); the base of early stopping and keep-best."""
+class BestEpoch(Callback):
+    """Tracks the epoch of the best ``monitor``, a validation column, in the direction its metric declares."""
 
-    monitor = "val_acc"
+    def __init__(self, monitor: str = "val_acc") -> None:
+        if not isinstance(monitor, str) or not monitor.startswith("val_"):
+            raise ValueError(f"monitor must be a validation column (val_acc, val_loss, ...): selecting on {monitor!r} would tune on it")
+        self.monitor = monitor
+        self.best, self.best_epoch, self.bad_epochs, self.higher = None, None, 0, True
 
-    def __init__(self) -> None:
-        self.best, self.best_epoch, self.bad_epochs = -math.inf, None, 0
+    def on_fit_start(self, trainer: Trainer) -> None:
+        direction = trainer.columns()[self.monitor].higher_is_better
+        if direction is None:
+            raise ValueError(f"{self.monitor} has no direction (its metric's higher_is_better is None): monitor another column")
+        self.higher = bool(direction)
 
     def improved(self, row: dict[str, Any]) -> bool:
-        if row[self.monitor] > self.best:
-            self.best, self.best_epoch, self.bad_epochs = row[self.monitor], int(row["epoch"]), 0
+        value = float(row[self.monitor])
+        better = self.best is None or (value > self.best if self.higher else value < self.best)
+        if better and not math.isnan(value):
+            self.best, self.best_epoch, self.bad_epochs = value, int(row["epoch"]), 0
             return True
         self.bad_epochs += 1
         return False
@@ -34,47 +45,57 @@ class BestValidation(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.bad_epochs = float(state["best"]), state["best_epoch"], int(state["bad_epochs"])
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], int(state["bad_epochs"])
 
 
-class EarlyStopping(BestValidation):
-    """Stop after ``patience`` epochs without a better validation accuracy; ``patience: null`` never stops."""
+class EarlyStopping(BestEpoch):
+    """Stop after ``patience`` epochs without a better ``monitor``; ``patience: null`` never stops."""
 
-    def __init__(self, patience: int | None = None):
-        super().__init__()
-        self.patience, self.stopped = patience, False
+    def __init__(self, patience: int | None = None, monitor: str = "val_acc"):
+        super().__init__(monitor)
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be an integer >= 1 (or null), got {patience!r}")
+        self.patience = patience
+
+    def needs(self) -> Sequence[str]:
+        return (self.monitor,) if self.patience is not None else ()
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.patience is not None:
+            super().on_fit_start(trainer)
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if self.patience is None:
             return
         if not self.improved(row) and self.bad_epochs >= self.patience:
-            log.info("early stopping: no val improvement for %d epochs", self.bad_epochs)
-            self.stopped = True
-            trainer.stop("early stopping")
-
-    def summary(self) -> dict[str, Any]:
-        return {"stopped_early": self.stopped}
+            log.info("early stopping: no better %s for %d epochs", self.monitor, self.bad_epochs)
+            trainer.stop(f"early stopping: no better {self.monitor} for {self.bad_epochs} epochs")
 
 
-class KeepBest(BestValidation):
-    """With ``enabled``, finish with the weights of the best validation epoch (a completed fit); checkpoints keep them."""
+class KeepBest(BestEpoch):
+    """With ``enabled``, finish a completed fit with the weights of the epoch of best ``monitor``."""
 
-    def __init__(self, enabled: bool = False) -> None:
-        super().__init__()
+    def __init__(self, enabled: bool = False, monitor: str = "val_acc") -> None:
+        super().__init__(monitor)
         self.enabled = enabled
         self.weights: dict[str, Any] | None = None
+
+    def needs(self) -> Sequence[str]:
+        return (self.monitor,) if self.enabled else ()
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if self.enabled:
+            super().on_fit_start(trainer)
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if self.enabled and self.improved(row):
             self.weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
-    def on_fit_end(self, trainer: Trainer, status: str) -> None:
-        if status == "completed" and self.weights is not None:
-            trainer.model.load_state_dict(self.weights)
-            log.info("restored the weights of epoch %s (best val accuracy %.2f%%)", self.best_epoch, self.best)
-
-    def summary(self) -> dict[str, Any]:
-        return {"selected_epoch": self.best_epoch}
+    def final_weights(self, trainer: Trainer) -> Weights | None:
+        if self.weights is None:
+            return None
+        log.info("finishing with the weights of epoch %s (best %s %.4g)", self.best_epoch, self.monitor, self.best)
+        return Weights(self.weights, int(self.best_epoch))
 
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {"weights": self.weights}
