@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import ROOT, run_cli
-from mnistlab.data import Idx
+from mnistlab.data import Dataset, Idx, Images
 from mnistlab.data import idx as idx_dataset
-from mnistlab.data.batches import Split, prepare, shuffled_batches
+from mnistlab.data.batches import prepare
 from mnistlab.data.catalog import DATASETS, MNIST, search_dirs
 from mnistlab.data.idx import load_dataset, load_mnist
 from mnistlab.data.idx_format import parse_idx, read_idx_file
@@ -87,8 +87,13 @@ def test_missing_files_name_folder_and_files(tmp_path, monkeypatch):
 
 
 def test_data_root_is_searched_alone_and_relative_to_the_current_directory(tmp_path, monkeypatch):
+    raw = tmp_path / "here" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in (ROOT / "data" / "MNIST" / "raw").glob("*.gz"):
+        (raw / path.name).symlink_to(path)
     monkeypatch.chdir(tmp_path)
     assert search_dirs(MNIST, "here") == [Path("here/MNIST/raw"), Path("here")]
+    assert load_mnist("here", download=False).test_images.shape == (10_000, 28, 28)
 
 
 def test_without_data_root_the_environment_the_shipped_copy_the_system_and_the_cache_are_searched(tmp_path, monkeypatch):
@@ -106,29 +111,23 @@ def test_files_directly_in_data_root_are_found(tmp_path, monkeypatch):
     assert load_mnist(tmp_path, download=False).test_labels.shape == (10_000,)
 
 
-def test_real_mnist_is_complete(mnist):
+def test_real_mnist_is_read_whole(mnist):
     assert mnist.train_images.shape == (60_000, 28, 28) and mnist.train_images.dtype == torch.uint8
-    assert mnist.test_images.shape == (10_000, 28, 28)
-    assert mnist.train_labels.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    assert mnist.test_labels.shape == (10_000,)
+    assert mnist.test_images.shape == (10_000, 28, 28) and mnist.test_labels.shape == (10_000,)
 
 
 def test_validation_split_is_reproducible_and_disjoint():
-    dataset = Idx("mnist", str(ROOT / "data"), download=False)
-    images = dataset.load()
-    a = prepare(images, dataset, "cpu", val_size=5000, seed=1)
-    b = prepare(images, dataset, "cpu", val_size=5000, seed=1)
-    c = prepare(images, dataset, "cpu", val_size=5000, seed=2)
-    assert len(a.train) == 55_000 and len(a.val) == 5000 and len(a.test) == 10_000
+    """Images tagged by their index: the two splits share none, cover all, and the seed chooses them."""
+    n = 1000
+    images = Images(
+        torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.arange(n), torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.arange(10), ("a",)
+    )
+    dataset = Dataset(image_size=2, channels=1, num_classes=n, mean=[0.0], std=[1.0])
+    a, b, c = (prepare(images, dataset, "cpu", val_size=100, seed=seed) for seed in (1, 1, 2))
+    assert len(a.train) == 900 and len(a.val) == 100 and len(a.test) == 10
+    assert set(a.val.labels.tolist()).isdisjoint(a.train.labels.tolist())
+    assert sorted(a.val.labels.tolist() + a.train.labels.tolist()) == list(range(n))
     assert torch.equal(a.val.labels, b.val.labels) and not torch.equal(a.val.labels, c.val.labels)
-    assert abs(a.train.images.mean().item()) < 0.05 and abs(a.train.images.std().item() - 1) < 0.05
-
-
-def test_epoch_batches_cover_every_sample_once(tiny_data):
-    tagged = Split(torch.arange(256).float().view(256, 1, 1, 1), torch.arange(256))
-    g = torch.Generator().manual_seed(0)
-    seen = torch.cat([y for _, y in shuffled_batches(tagged, 100, g)])
-    assert sorted(seen.tolist()) == list(range(256)) and seen.tolist() != list(range(256))
 
 
 @needs_fashion
@@ -136,7 +135,6 @@ def test_real_fashion_mnist_is_complete_and_verified():
     arrays = load_dataset("fashion_mnist", download=False)
     dataset = Idx("fashion_mnist", download=False)
     assert arrays.train_images.shape == (60_000, 28, 28) and arrays.test_images.shape == (10_000, 28, 28)
-    assert torch.bincount(arrays.train_labels).tolist() == [6000] * 10 and torch.bincount(arrays.test_labels).tolist() == [1000] * 10
     assert arrays.spec.classes[9] == "Ankle boot"
     fashion = dataset.normalize(arrays.train_images[:10_000])
     assert abs(fashion.mean().item()) < 0.02 and abs(fashion.std().item() - 1) < 0.02  # its own statistics, not MNIST's

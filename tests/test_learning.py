@@ -26,6 +26,8 @@ def test_a_small_split_repeats_its_passes_until_an_epoch_has_its_steps():
     for start in (0, 4):  # each pass of 4 batches is a fresh permutation of every image
         assert sorted(torch.cat(seen[start : start + 4]).tolist()) == list(range(256))
     assert not torch.equal(torch.cat(seen[0:4]), torch.cat(seen[4:8]))
+    last = [y for _, y in epoch_batches(tagged, 100, torch.Generator().manual_seed(0), 3)]  # a pass whose last batch is short
+    assert [len(y) for y in last] == [100, 100, 56] and sorted(torch.cat(last).tolist()) == list(range(256))
 
 
 def test_a_folder_clips_its_gradients_by_default_and_a_user_can_turn_it_off(make_cfg):

@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from conftest import run_cli, settings
-from mnistlab import extras
 from mnistlab.config.identity import identity
 from mnistlab.models import MLP
 from mnistlab.runs import files
-from mnistlab.runs.loggers import CsvLogger, GuardedLogger, _needs
+from mnistlab.runs.loggers import CsvLogger, GuardedLogger
 from mnistlab.runs.recorder import EpochRecorder
 from mnistlab.training.schedules import constant
 from mnistlab.training.trainer import Trainer
@@ -101,12 +100,6 @@ def test_a_logger_that_fails_while_training_warns_once_and_the_run_completes(tin
 
 def test_the_logger_is_not_part_of_what_a_run_trained(make_cfg):
     assert identity(make_cfg("logger=tensorboard")) == identity(make_cfg()) == identity(make_cfg("logger=mlflow"))
-
-
-def test_a_logger_without_its_extra_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(extras.MODULES, "mlflow", "mnistlab_no_such_module")
-    with pytest.raises(extras.MissingExtra, match=r'^logger=mlflow needs: pip install "mnistlab\[mlflow\]"$'):
-        _needs("mlflow", "mlflow")
 
 
 def test_every_column_and_result_reaches_the_loggers_by_its_name():

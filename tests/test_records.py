@@ -98,13 +98,6 @@ def test_refused_and_failed_launches_leave_a_runs_records_as_they_were(tmp_path)
     assert yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) == [*FAST[1:], "trainer.epochs=2"]
 
 
-def test_a_refused_single_run_leaves_no_directory(make_cfg, tmp_path):
-    run_dir = new_dir(tmp_path / "run")
-    with pytest.raises(Exception, match="optimizer.lr must be > 0"):
-        task.run(make_cfg(*FAST, "trainer.epochs=1", "optimizer.lr=0"), run_dir)
-    assert not run_dir.exists()
-
-
 def test_a_launch_that_failed_before_training_is_recorded_and_can_be_replaced(make_cfg, tmp_path, monkeypatch):
     """A bug before the launch is accepted is recorded (a sweep's report lists it); the next launch starts afresh."""
     from mnistlab.data import Idx

@@ -234,3 +234,8 @@ def test_a_choice_that_needs_a_missing_extra_is_refused_naming_the_extra(monkeyp
         extras.check_overrides(["model=mlp", "hydra/launcher=slurm"])
     with pytest.raises(extras.MissingExtra, match=r"^hydra/launcher=local needs"):
         extras.check_overrides(["hydra/launcher=basic,local"])
+    from mnistlab.runs.loggers import _needs
+
+    monkeypatch.setitem(extras.MODULES, "mlflow", "mnistlab_no_such_module")
+    with pytest.raises(extras.MissingExtra, match=r'^logger=mlflow needs: pip install "mnistlab\[mlflow\]"$'):
+        _needs("mlflow", "mlflow")

@@ -112,10 +112,12 @@ def test_report_lists_unreadable_run_dirs_with_the_reason_and_reports_the_rest(s
     assert "job 6 (model=lenet5, seed=6): unreadable: summary.json holds a list" in report.read_text()
 
 
-def test_report_cli_without_runs_fails_clearly(tmp_path):
+def test_report_cli_without_runs_fails_clearly(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli([str(tmp_path)])
-    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"mnistlab-report: no runs (*/.hydra/overrides.yaml) under {tmp_path}")
+    assert len(err.strip().splitlines()) == 1
 
 
 def _assert_sweep_outputs(sweep_dir, jobs, groups):
