@@ -52,6 +52,9 @@ def _check(cfg: DictConfig) -> RunConfig:
     try:
         for group, schema in SCHEMAS.items():
             _check_schema_keys(cfg[group], schema, group)
+            if OmegaConf.get_type(cfg[group]) is not schema:  # a config read back from a run's record: typed again
+                with open_dict(cfg):
+                    cfg[group] = OmegaConf.merge(OmegaConf.structured(schema), cfg[group])
         typed = {key: OmegaConf.to_object(cfg[key]) for key in SCHEMAS}  # first: they name the keys others interpolate
         for key, node in targets(cfg).items():
             check_arguments(node, key)

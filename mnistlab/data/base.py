@@ -14,6 +14,7 @@ images). A dataset of your own subclasses :class:`Dataset` and implements :meth:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,18 @@ class Dataset:
     def read(self) -> Images:
         """The images at any size, as uint8 (N, C, H, W) or (N, H, W); raises DataError saying what is wrong."""
         raise NotImplementedError
+
+    def files(self) -> list[Path]:
+        """The files :meth:`read` reads, for the record of what a run trained on (``provenance``). By default the file
+        ``path`` names, if the dataset has one; override it where :meth:`read` reads others."""
+        path = getattr(self, "path", None)
+        return [Path(path)] if path is not None and Path(path).is_file() else []
+
+    def sources(self) -> dict[str, str]:
+        """``{file: SHA-256}`` of the files read, each hashed once per version of the file (:mod:`.hashes`)."""
+        from mnistlab.data.hashes import file_hashes
+
+        return file_hashes(self.files())
 
     def prepare_image(self, pixels: np.ndarray) -> torch.Tensor:
         """One of your own pictures, grey (H, W) or colour (H, W, 3) in [0, 1], as the dataset's images are:

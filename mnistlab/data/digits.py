@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -15,6 +18,15 @@ class Digits(Dataset):
 
     name, title = "digits", "UCI digits"
     TRAIN = train_images = 1347
+
+    def files(self) -> list[Path]:
+        """The file scikit-learn reads the digits from."""
+        try:
+            spec = importlib.util.find_spec("sklearn.datasets")
+        except (ImportError, ValueError):
+            return []
+        path = Path(spec.origin).parent / "data" / "digits.csv.gz" if spec and spec.origin else None
+        return [path] if path is not None and path.is_file() else []
 
     def read(self) -> Images:
         extras.require("digits", "data=digits")

@@ -48,6 +48,9 @@ class Folder(Dataset):
         for split in ("train", "test"):
             self._files(split)
 
+    def files(self) -> list[Path]:
+        return [path for split in ("train", "test") for files in self._files(split).values() for path in files]
+
     def read(self) -> Images:
         from PIL import Image, UnidentifiedImageError
 

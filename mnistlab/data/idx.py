@@ -91,6 +91,15 @@ class Idx(Dataset):
             common[key] = value if common.get(key) is None else common[key]
         super().__init__(**common)
 
+    def files(self) -> list[Path]:
+        found = _locate(search_dirs(self.spec, self.root))
+        return list(found.values()) if found else []
+
+    def sources(self) -> dict[str, str]:
+        """The four files and the SHA-256 of their decompressed bytes, which reading them verifies."""
+        found = _locate(search_dirs(self.spec, self.root)) or {}
+        return {str(path.resolve()): self.spec.checksums[stem] for stem, path in found.items()}
+
     def read(self) -> Images:
         arrays = load_dataset(self.name, self.root, download=self.download)
         return Images(arrays.train_images, arrays.train_labels, arrays.test_images, arrays.test_labels, self.spec.classes)

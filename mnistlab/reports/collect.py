@@ -63,6 +63,24 @@ def read_run(run_dir: Path) -> tuple[dict[str, str], dict[str, Any], pd.DataFram
     return overrides, summary, history, problems
 
 
+def provenance_columns(summary: dict[str, Any]) -> dict[str, str | None]:
+    """The short form of a run's provenance a sweep's summary.csv carries: the commit (``+dirty`` where the tree
+    differed from it; the version where there is no checkout) and the machine."""
+    record = summary.get("provenance")
+    if not isinstance(record, dict):
+        return {"code": None, "machine": None}
+    code, machine = record.get("code", {}), record.get("machine", {})
+    cpu = machine.get("cpu", {})
+    where = f"{cpu.get('model', '?')} ({cpu.get('torch_kernels', '?')}), {machine.get('threads', '?')} threads"
+    if machine.get("gpu"):
+        where = f"{machine['gpu']['name']}; {where}"
+    commit = code.get("commit")
+    return {
+        "code": f"{commit[:12]}{'+dirty' if code.get('dirty') else ''}" if commit else f"mnistlab {code.get('mnistlab', '?')}",
+        "machine": where,
+    }
+
+
 def _job_order(run_dir: Path, summary: dict[str, Any]) -> tuple:
     """Jobs in launch order: the job number the summary records (else a numeric directory name), then the name."""
     number = summary.get("job")
@@ -103,6 +121,7 @@ def load_runs(run_dirs: Sequence[Path], pending: Sequence[tuple[str, Sequence[st
         row["test_images"] = (summary.get("images") or {}).get("test")
         stopped = summary.get("stop_reason") if status != "completed" else None  # a callback's own status says why
         row["error"] = "; ".join(problems) if problems else summary.get("error") or stopped
+        row |= provenance_columns(summary)
         row["run_dir"] = str(run_dir)
         rows.append(row)
         if not history.empty:

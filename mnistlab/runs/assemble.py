@@ -25,6 +25,7 @@ from mnistlab.data import Dataset, Images
 from mnistlab.data.batches import prepare, steps_per_epoch
 from mnistlab.errors import ConfigError
 from mnistlab.models import count_parameters, parameter_table
+from mnistlab.runs import provenance
 from mnistlab.runs.launch import Job
 from mnistlab.training.metrics import declarations, with_built_in
 from mnistlab.training.speed import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
@@ -154,6 +155,7 @@ def build_trainer(config: RunConfig, parts: Parts, images: Images, run_dir: Path
     facts |= {
         "device": str(device),
         "threads": threads,
+        "provenance": provenance.collect(cfg, dataset, device, threads, run_dir),
         "objective": f"final_{trainer.objective}",
         "metrics": declarations(metrics),
         "columns": {name: column.record() for name, column in columns.items()},

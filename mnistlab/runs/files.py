@@ -170,8 +170,10 @@ def versions() -> dict[str, str]:
     """The library versions that produced a run, for its summary (read from package metadata, nothing imported)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
-    for package in ("torch", "torchvision", "hydra-core", "mnistlab"):
+    import mnistlab
+
+    out = {"python": platform.python_version(), "mnistlab": mnistlab.__version__}
+    for package in ("torch", "torchvision", "hydra-core", "numpy"):
         try:
             out[package.removesuffix("-core")] = version(package)
         except PackageNotFoundError:
