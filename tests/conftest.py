@@ -5,22 +5,28 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # pytest -n: each worker (and what it launches) gets its share of the cores
     _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from PIL import Image  # noqa: E402
 
 from mnistlab.config import register
 from mnistlab.config.schema import TrainerSettings
 from mnistlab.data import Dataset, Idx
 from mnistlab.data.batches import DeviceData, Split, prepare
 from mnistlab.data.idx import load_mnist
+from mnistlab.models import MLP
+from mnistlab.training.schedules import constant
+from mnistlab.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -115,3 +121,61 @@ def run_interrupted_then_resumed(
     if not resume:
         return stopped, None
     return stopped, task.run(make_cfg(*overrides, *resume_with, "run.resume=true"), run_dir)
+
+
+def write(folder: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(textwrap.dedent(text))
+    return folder
+
+
+def make_folder(root: Path, size: int = 12) -> None:
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 40), ("test", 10)):
+        for label, shade in (("dark", 40), ("light", 200)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(shade + rng.normal(0, 20, (size, size)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+COUNTING = """\
+    import torch
+    from mnistlab.models import MLP
+    from mnistlab.training import Callback
+    from mnistlab.training.callbacks.base import Weights
+
+    BUILT = {"model": 0, "callback": 0}
+
+
+    class CountedMLP(MLP):
+        def __init__(self, **kwargs):
+            BUILT["model"] += 1
+            super().__init__(**kwargs)
+
+
+    class FirstEpoch(Callback):
+        \"\"\"Finishes with the weights of epoch 1, through the one seam that replaces them.\"\"\"
+
+        def __init__(self):
+            BUILT["callback"] += 1
+            self.first = None
+
+        def on_epoch_end(self, trainer, row):
+            if trainer.epoch == 1:
+                self.first = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+        def final_weights(self, trainer):
+            return Weights(self.first, 1)
+    """
+
+
+def frozen_trainer(data, callback, epochs=6):
+    model = MLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # learns nothing
+    return Trainer(
+        model, optimizer, constant(optimizer, 1, 1), data, settings(epochs=epochs, batch_size=64), torch.nn.CrossEntropyLoss(),
+        callbacks={"chance_level": callback},
+    )  # fmt: skip

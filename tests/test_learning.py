@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_cli, settings
+from conftest import frozen_trainer, run_cli, settings
 from mnistlab.data.batches import Split, epoch_batches, steps_per_epoch
 from mnistlab.models import MLP
 from mnistlab.training.callbacks import ChanceLevel
@@ -38,15 +38,6 @@ def test_a_folder_clips_its_gradients_by_default_and_a_user_can_turn_it_off(make
     assert clip("data=folder", "data.root=x").max_norm == 1.0
     assert clip("data=folder", "data.root=x", "callback=grad_clip", "callback.grad_clip.max_norm=5").max_norm == 5
     assert clip("data=folder", "data.root=x", "~callback@callback.grad_clip") is None
-
-
-def frozen_trainer(data, callback, epochs=6):
-    model = MLP()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # learns nothing
-    return Trainer(
-        model, optimizer, constant(optimizer, 1, 1), data, settings(epochs=epochs, batch_size=64), torch.nn.CrossEntropyLoss(),
-        callbacks={"chance_level": callback},
-    )  # fmt: skip
 
 
 def test_a_network_at_chance_with_a_flat_loss_stops_after_patience_epochs(tiny_data):

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import COUNTING, make_folder, run_cli, write
 from mnistlab.commands.reproduce import judge
 from mnistlab.runs import provenance
-from test_seams import COUNTING, make_folder, write
 
 FAST = ("model=mlp", "trainer.limit_batches=5", "run.plots=false")
 
@@ -52,20 +51,29 @@ def test_the_first_epochs_of_a_long_run_are_reproduced_with_its_schedule(fifteen
 def test_a_run_whose_data_file_changed_is_refused_naming_it_before_anything_trains(tmp_path):
     make_folder(tmp_path / "shades")
     run = tmp_path / "run"
-    proc = run_cli("data=folder", f"data.root={tmp_path / 'shades'}", *FAST, "trainer.epochs=1", "trainer.batch_size=16", f"hydra.run.dir={run}")
+    proc = run_cli(
+        "data=folder", f"data.root={tmp_path / 'shades'}", *FAST, "trainer.epochs=1", "trainer.batch_size=16", f"hydra.run.dir={run}"
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     changed = tmp_path / "shades" / "train" / "dark" / "3.png"
     Image.new("L", (12, 12), 255).save(changed)
     proc = reproduce(run)
-    assert proc.returncode == 2 and proc.stderr.startswith(f"mnistlab-reproduce: the data file {changed} changed since the run"), proc.stderr
+    assert proc.returncode == 2 and proc.stderr.startswith(f"mnistlab-reproduce: the data file {changed} changed since the run"), (
+        proc.stderr
+    )
     assert not (tmp_path / "run.reproduced").exists()
 
 
 def test_a_class_of_yours_is_hashed_reproduced_and_its_change_named(tmp_path, monkeypatch):
     code = write(tmp_path / "code", {"counting.py": COUNTING})
-    conf = write(tmp_path / "conf", {"model/counted.yaml": "_target_: counting.CountedMLP\nin_channels: ${data.channels}\nnum_classes: ${data.num_classes}\n"})
+    conf = write(
+        tmp_path / "conf",
+        {"model/counted.yaml": "_target_: counting.CountedMLP\nin_channels: ${data.channels}\nnum_classes: ${data.num_classes}\n"},
+    )
     run = tmp_path / "run"
-    proc = run_cli("--config-dir", conf, "model=counted", *FAST[1:], "trainer.epochs=1", f"hydra.run.dir={run}", env={"PYTHONPATH": str(code)})
+    proc = run_cli(
+        "--config-dir", conf, "model=counted", *FAST[1:], "trainer.epochs=1", f"hydra.run.dir={run}", env={"PYTHONPATH": str(code)}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads((run / "summary.json").read_text())["provenance"]["user_code"]
     assert record["counting"]["file"] == str((code / "counting.py").resolve()) and len(record["counting"]["sha256"]) == 64
@@ -115,5 +123,7 @@ def test_a_sweep_reproduces_the_jobs_its_seed_chooses(tmp_path):
     proc = reproduce(sweep, "--jobs", 2, "--out", tmp_path / "again")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     judged = [line for line in proc.stdout.splitlines() if ": identical:" in line]
-    assert len(judged) == 2 and sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(Path(line.split(":")[0]).name for line in judged)
+    assert len(judged) == 2 and sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(
+        Path(line.split(":")[0]).name for line in judged
+    )
     assert reproduce(tmp_path / "nothing").returncode == 2

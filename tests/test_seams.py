@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from conftest import run_cli
+from conftest import COUNTING, frozen_trainer, make_folder, run_cli, write
 from mnistlab import api
 from mnistlab.config import check
 from mnistlab.data import Idx
@@ -57,13 +53,6 @@ def test_a_metric_without_reset_starts_every_pass_afresh(tiny_data):
     assert metrics[-1].prototype.hits == 0  # the metric as built is never updated itself
 
 
-def write(folder: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(textwrap.dedent(text))
-    return folder
-
-
 def test_any_torchmetrics_metric_works_as_a_metric_entry_with_its_direction(tmp_path):
     pytest.importorskip("torchmetrics")
     conf = write(
@@ -82,37 +71,6 @@ def test_any_torchmetrics_metric_works_as_a_metric_entry_with_its_direction(tmp_
     assert 0 < rows["test_calibration"].iloc[-1] < 1 and result.summary["final_test_calibration"] == pytest.approx(
         rows["test_calibration"].iloc[-1]
     )
-
-
-COUNTING = """\
-    import torch
-    from mnistlab.models import MLP
-    from mnistlab.training import Callback
-    from mnistlab.training.callbacks.base import Weights
-
-    BUILT = {"model": 0, "callback": 0}
-
-
-    class CountedMLP(MLP):
-        def __init__(self, **kwargs):
-            BUILT["model"] += 1
-            super().__init__(**kwargs)
-
-
-    class FirstEpoch(Callback):
-        \"\"\"Finishes with the weights of epoch 1, through the one seam that replaces them.\"\"\"
-
-        def __init__(self):
-            BUILT["callback"] += 1
-            self.first = None
-
-        def on_epoch_end(self, trainer, row):
-            if trainer.epoch == 1:
-                self.first = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-
-        def final_weights(self, trainer):
-            return Weights(self.first, 1)
-    """
 
 
 @pytest.fixture
@@ -165,8 +123,6 @@ def test_a_callback_that_needs_a_validation_split_is_refused_before_the_data_are
 
 
 def test_a_short_run_at_chance_is_not_judged_and_says_so(tiny_data, caplog):
-    from test_learning import frozen_trainer
-
     with caplog.at_level(logging.WARNING):
         result = frozen_trainer(tiny_data, ChanceLevel(min_steps=1000), epochs=2).fit()
     assert result.status == "completed"
@@ -247,17 +203,6 @@ def test_a_callbacks_own_field_and_status_reach_the_summary_the_sweep_report_and
     assert table.loc[0, "watched_epochs"] == 2 and table.loc[1, "status"] == "unstable"
     report = (sweep / "report.md").read_text()
     assert "epochs watched" in report and "unstable: watched a spike" in report
-
-
-def make_folder(root: Path, size: int = 12) -> None:
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 40), ("test", 10)):
-        for label, shade in (("dark", 40), ("light", 200)):
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(shade + rng.normal(0, 20, (size, size)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
 
 
 def test_a_run_on_a_relative_folder_is_evaluated_from_any_directory(tmp_path):
