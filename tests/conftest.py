@@ -94,6 +94,18 @@ def run_cli(
     return subprocess.run(command, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def figures_drawn(run_dir: Path, timeout: float = 120) -> bool:
+    """Whether a run's three figures are there within ``timeout`` (a single run draws them in a process of their own)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all((run_dir / name).is_file() for name in ("curves.png", "confusion.png", "mistakes.png")):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def new_dir(path: Path) -> Path:
     """Create ``path`` (and its parents) and return it: a run directory for ``task.run``."""
     path.mkdir(parents=True)

@@ -9,20 +9,19 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import mnistlab
-from conftest import CONF, run_cli
+from conftest import CONF, figures_drawn, run_cli
 from mnistlab.training.speed import cpu_has_native_bf16
 
 
 def test_single_run_writes_all_run_files(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_cli("model=mlp", "trainer.epochs=2", "trainer.limit_batches=100", f"hydra.run.dir={run_dir}")
+    proc = run_cli("model=mlp", "trainer.epochs=2", "trainer.limit_batches=10", f"hydra.run.dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert figures_drawn(run_dir)  # in a process of their own, after the run returned
     for name in (
         "metrics.csv",
         "summary.json",
-        "curves.png",
-        "confusion.png",
-        "mistakes.png",
+        "figures.npz",
         "checkpoint.pt",
         ".hydra/config.yaml",
         ".hydra/overrides.yaml",
@@ -30,7 +29,7 @@ def test_single_run_writes_all_run_files(tmp_path):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["model"] == "mlp" and summary["params"] == 109_386
-    assert summary["final_test_acc"] > 93 and summary["overrides"] == ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=100"]
+    assert summary["overrides"] == ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=10"]
     assert {"torch", "hydra", "python"} <= set(summary["versions"])
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert list(metrics["epoch"]) == [1, 2]

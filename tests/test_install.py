@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import mnistlab
 from conftest import ROOT
 from test_package import build_wheel, overlay_venv, pip_install
 
@@ -90,7 +91,7 @@ def test_every_console_script_of_the_base_install_runs_clean(quickstart, user_ve
     sweep, _ = quickstart
     run_dir = job_dir(sweep, "model=lenet5,seed=0")
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
-    assert clean(run(user_venv, "mnistlab", "--version", cwd=tmp_path)).startswith("mnistlab 0.1.0 (python ")
+    assert clean(run(user_venv, "mnistlab", "--version", cwd=tmp_path)).startswith(f"mnistlab {mnistlab.__version__} (python ")
     assert "model: lenet5, mlp" in clean(run(user_venv, "mnistlab", "--help", cwd=tmp_path))
     assert "| model | params |" in clean(run(user_venv, "mnistlab-report", str(sweep), "-o", str(tmp_path / "again"), cwd=tmp_path))
     clean(run(user_venv, "mnistlab-eval", str(run_dir), cwd=tmp_path))
@@ -130,7 +131,7 @@ def test_the_wheel_installed_on_the_base_runs_the_main_job_from_anywhere(user_ve
     out = clean(run(bin_dir, "mnistlab", "-m", "experiment=compare", *QUICK, cwd=work))
     (sweep,) = (work / "outputs" / "sweeps").iterdir()
     check_sweep_report(sweep, out, jobs=6)
-    assert "mnistlab 0.1.0" in clean(run(bin_dir, "mnistlab", "--version", cwd=work))
+    assert f"mnistlab {mnistlab.__version__}" in clean(run(bin_dir, "mnistlab", "--version", cwd=work))
 
 
 def extra_venv(user_venv: Path, tmp_path: Path, extra: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import mnistlab
 from conftest import CONF, ROOT
 
 SOURCES = ("pyproject.toml", "README.md", "mnistlab", "conf", "data", "hydra_plugins")
@@ -102,7 +103,7 @@ def test_installed_mnistlab_trains_from_any_directory_and_writes_nothing_into_si
     for args in (["--help"], ["--version"], ["--cfg", "job", "model=mlp"]):
         proc = _run([str(bin_dir / "mnistlab"), *args], work, env)
         assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "mnistlab 0.1.0" in _run([str(bin_dir / "mnistlab"), "--version"], work, env).stdout
+    assert f"mnistlab {mnistlab.__version__}" in _run([str(bin_dir / "mnistlab"), "--version"], work, env).stdout
     assert _plugins(bin_dir / "python", work, env) == PLUGINS
 
     proc = _run([str(bin_dir / "mnistlab"), "model=mlp", "trainer.epochs=1", "trainer.limit_batches=50", "run.plots=false"], work, env)

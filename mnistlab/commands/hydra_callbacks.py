@@ -112,7 +112,7 @@ class SweepReport(Callback):
         try:
             from mnistlab.reports.sweep import write_report
 
-            report, incomplete = write_report([sweep_dir])
+            report, incomplete = write_report([sweep_dir])  # the jobs' figures too, left to the sweep's end
         except NoRunsError:
             _stop("the sweep launched no job (is a swept range or list empty?): nothing to report", EXIT_BAD_INPUT)
         except UserError as err:  # no job ran, a bad baseline, a disk that refuses the files

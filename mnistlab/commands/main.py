@@ -33,7 +33,8 @@ def main(cfg: DictConfig) -> float:
     multirun = Job.current().multirun
     try:
         with sigterm_as_interrupt():
-            summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+            # a sweep's jobs leave their figures to the sweep's end; a single run draws them in a process of their own
+            summary = run(cfg, Path(HydraConfig.get().runtime.output_dir), figures="later" if multirun else "background")
     except UserError as err:
         if multirun:  # one bad job must not sink the sweep; the report lists it
             log.error("%s", err)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from mnistlab.data import decoded
 from mnistlab.data.base import Dataset, Images
 from mnistlab.errors import ConfigError, DataError
 
@@ -52,19 +55,49 @@ class Folder(Dataset):
         return [path for split in ("train", "test") for files in self._files(split).values() for path in files]
 
     def read(self) -> Images:
-        from PIL import Image, UnidentifiedImageError
-
         splits = {split: self._files(split) for split in ("train", "test")}
         classes = tuple(splits["train"])
         if tuple(splits["test"]) != classes:
             raise DataError(f"{self.root}: test/ has the classes {list(splits['test'])}, train/ has {list(classes)}")
-        digest, arrays, labels = hashlib.sha256(), {}, {}
+        files = [(split, name, path) for split, by_class in splits.items() for name, paths in by_class.items() for path in paths]
+        key = (self.image_size, tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) for _, _, path in files))
+        if key not in _READ:  # the same files, unchanged: read once per process
+            _READ.clear()
+            _READ[key] = self._read(splits, files)
+        return dataclasses.replace(_READ[key])  # its own record: loading resizes into it
+
+    def _read(self, splits: dict[str, dict[str, list[Path]]], files: list[tuple[str, str, Path]]) -> Images:
+        """The images decoded at ``image_size``, from the decoded copy of these very bytes where there is one."""
+        digest = hashlib.sha256()
+        for split, name, path in files:
+            digest.update(f"{split}/{name}/{path.name}:".encode() + hashlib.sha256(path.read_bytes()).digest())
+        entry = f"folder-{digest.hexdigest()}-{self.image_size}.npz"  # named by the content: valid wherever it is found
+        kept = decoded.load(entry, [])
+        if kept is not None:
+            with np.load(io.BytesIO(kept)) as stored:
+                arrays = {split: stored[split] for split in ("train", "test")}
+                labels = {split: torch.from_numpy(stored[f"{split}_labels"]) for split in ("train", "test")}
+        else:
+            arrays, labels = self._decode(splits)
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays, **{f"{split}_labels": labels[split].numpy() for split in labels})
+            decoded.store(entry, [], buffer.getvalue())
+        colour = any(((a[..., 0] != a[..., 1]) | (a[..., 1] != a[..., 2])).any() for a in arrays.values())
+        tensors = {
+            s: torch.from_numpy(a).permute(0, 3, 1, 2) if colour else torch.from_numpy(np.ascontiguousarray(a[..., :1])).permute(0, 3, 1, 2)
+            for s, a in arrays.items()
+        }
+        classes = tuple(splits["train"])
+        return Images(tensors["train"], labels["train"], tensors["test"], labels["test"], classes, digest.hexdigest()[:16])
+
+    def _decode(self, splits: dict[str, dict[str, list[Path]]]) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
+        from PIL import Image, UnidentifiedImageError
+
+        arrays, labels = {}, {}
         for split, by_class in splits.items():
             pictures, targets = [], []
-            for label, (name, files) in enumerate(by_class.items()):
-                for path in files:
-                    raw = path.read_bytes()
-                    digest.update(f"{split}/{name}/{path.name}:".encode() + hashlib.sha256(raw).digest())
+            for label, paths in enumerate(by_class.values()):
+                for path in paths:
                     try:
                         with Image.open(path) as image:
                             rgb = image.convert("RGB").resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
@@ -73,9 +106,7 @@ class Folder(Dataset):
                     pictures.append(np.asarray(rgb, dtype=np.uint8))
                     targets.append(label)
             arrays[split], labels[split] = np.stack(pictures), torch.tensor(targets)
-        colour = any(((a[..., 0] != a[..., 1]) | (a[..., 1] != a[..., 2])).any() for a in arrays.values())
-        tensors = {
-            s: torch.from_numpy(a).permute(0, 3, 1, 2) if colour else torch.from_numpy(a[..., :1]).permute(0, 3, 1, 2)
-            for s, a in arrays.items()
-        }
-        return Images(tensors["train"], labels["train"], tensors["test"], labels["test"], classes, digest.hexdigest()[:16])
+        return arrays, labels
+
+
+_READ: dict[tuple, Images] = {}  # the folder this process read last: a sweep's jobs read it once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ def load_dataset(name: str = "mnist", root: str | Path | None = None, download: 
             f"{spec.title} files missing in {', '.join(map(str, folders))}: {', '.join(f'{s}.gz' for s in STEMS)} (gzip or raw)"
             f"{download_error}. Put them in one of those folders, set data.root to the folder that holds them, or set ${paths.DATA_ENV}{hint}."
         )
+    key = (name, tuple((str(path), os.stat(path).st_size, os.stat(path).st_mtime_ns) for path in files.values()))
+    if key not in _READ:  # the same files, unchanged: read once per process
+        _READ.clear()  # one dataset held at a time
+        _READ[key] = _read(spec, files)
+    return _READ[key]
+
+
+_READ: dict[tuple, Arrays] = {}  # the dataset this process read last: a sweep's jobs read it once
+
+
+def _read(spec: DatasetSpec, files: dict[str, Path]) -> Arrays:
     arrays = {stem: read_idx_file(path, spec.checksums[stem]) for stem, path in files.items()}
     return Arrays(
         train_images=arrays["train-images-idx3-ubyte"],

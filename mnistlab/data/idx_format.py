@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from mnistlab.data import decoded
 from mnistlab.errors import DataError
 
 IDX_MAGIC = {0x00000801: 1, 0x00000803: 3}  # unsigned-byte labels (1-D), images (3-D)
@@ -29,7 +30,7 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> torch.Tensor:
     expected = header + int(torch.tensor(shape).prod())
     if len(raw) != expected:
         raise DataError(f"{name}: size {len(raw)} bytes does not match shape {shape} ({expected} bytes); the file is truncated or corrupt")
-    data = bytearray(raw[header:])
+    data = bytearray(memoryview(raw)[header:])  # one copy, writable as torch wants it
     return torch.frombuffer(data, dtype=torch.uint8).reshape(shape)
 
 
@@ -45,7 +46,12 @@ def find_file(folder: Path, stem: str) -> Path | None:
 
 
 def read_idx_file(path: Path, sha256: str | None = None) -> torch.Tensor:
-    """Read a gzip or raw IDX file, parse it, and verify the decompressed bytes' SHA-256."""
+    """Read a gzip or raw IDX file, parse it, and verify the decompressed bytes' SHA-256; a file verified before and
+    unchanged since is read from its decoded copy (:mod:`.decoded`)."""
+    if sha256 is not None:
+        kept = decoded.load(f"{sha256}.idx", [path])
+        if kept is not None:
+            return parse_idx(kept, str(path))
     try:
         raw = path.read_bytes()
     except OSError as err:  # permission denied, an I/O error: the file may be fine, reading it is not
@@ -63,4 +69,5 @@ def read_idx_file(path: Path, sha256: str | None = None) -> torch.Tensor:
             raise DataError(
                 f"{path}: SHA-256 {digest} does not match the expected {sha256}; the file is corrupt, replace it with the original"
             )
+        decoded.store(f"{sha256}.idx", [path], raw)
     return tensor

@@ -19,6 +19,7 @@ from mnistlab.reports.plan import grid_jobs, job_names, recorded
 from mnistlab.reports.seeds import SeedSweep
 from mnistlab.reports.statistics import ALPHA, OUTLIER_SPREADS, choose_baseline, outliers
 from mnistlab.reports.study import write_study_report
+from mnistlab.runs.figures import render_all
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def standing_out(frame: pd.DataFrame, swept: Sequence[str], labels: Sequence[str
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None, baseline: str | None = None) -> tuple[Path, int]:
-    """Aggregate runs into ``out_dir`` (default: the single sweep dir given); ``baseline`` (``key=value``) overrides
+    """Aggregate runs into ``out_dir`` (default: the single sweep dir given), drawing the runs' missing figures first;
+    ``baseline`` (``key=value``) overrides
     the rule of :func:`mnistlab.reports.statistics.choose_baseline`. Raises ValueError for a baseline no group has.
 
     Returns report.md's path and the number of jobs without a result.
@@ -64,6 +66,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
         raise NoRunsError(
             f"no runs (*/.hydra/overrides.yaml) under {', '.join(map(str, paths))}: the sweep launched no job, or these are not mnistlab runs"
         )
+    render_all(run_dirs)  # the runs' own figures, where a sweep left them to its end (or a run's process was killed)
     out = Path(out_dir) if out_dir else (Path(paths[0]) if len(paths) == 1 and not (Path(paths[0]) / ".hydra").is_dir() else Path("."))
     out.mkdir(parents=True, exist_ok=True)
     table, histories, keys = load_runs(run_dirs, not_started(paths, run_dirs))

@@ -1,24 +1,39 @@
-"""A run's figures: its curves, its confusion matrix and its misclassified test images (``run.plots``)."""
+"""A run's figures: its curves, its confusion matrix and its misclassified test images (``run.plots``), drawn from its
+metrics.csv and figures.npz, in another process than training (``python -m mnistlab.runs.figures RUN...``): a
+background process after a single run, at a sweep's end for its jobs, or on demand by ``mnistlab-report``. Each
+PNG is written whole or not at all."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from matplotlib.figure import Figure
+
+from mnistlab.runs import files
+
+if TYPE_CHECKING:  # matplotlib and pandas load only where a figure is drawn
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 SPLITS = (("train", "-"), ("test", "--"), ("val", ":"))
 
 
 def subplots(*grid: int, **kwargs) -> tuple[Figure, np.ndarray]:
     """A figure outside pyplot: no global backend or figure registry is touched."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=kwargs.pop("figsize"))
     return fig, fig.subplots(*grid, **kwargs)
 
 
 def save(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    """Write ``fig`` as ``path`` in one step: a killed process leaves no half-written PNG."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    tmp.replace(path)
     return path
 
 
@@ -65,10 +80,17 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, path: Path, classes:
 
 
 def mistakes(
-    images: np.ndarray, labels: np.ndarray, preds: np.ndarray, path: Path, classes: list[str] | None = None, limit: int = 64
+    images: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    path: Path,
+    classes: list[str] | None = None,
+    limit: int = 64,
+    total: int | None = None,
 ) -> Path:
     """A grid of misclassified test images (N, H, W) grey or (N, H, W, 3) colour in [0, 1], each captioned
-    ``true→predicted`` (class names when short), drawn as one mosaic image."""
+    ``true→predicted`` (class names when short), drawn as one mosaic image; ``total``: the misclassified images in
+    all, where ``images`` are only some of them."""
     wrong = np.flatnonzero(labels != preds)[:limit]
     cols, (h, w), pad = 8, images.shape[1:3], 10  # pad: room for the caption above each image
     rows = max(1, -(-len(wrong) // cols))
@@ -86,14 +108,47 @@ def mistakes(
     else:
         ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=max(1.0, float(mosaic.max())))
     ax.axis("off")
-    fig.suptitle(f"misclassified test images (true→predicted), {len(wrong)} of {int((labels != preds).sum())} shown")
+    fig.suptitle(f"misclassified test images (true→predicted), {len(wrong)} of {total or int((labels != preds).sum())} shown")
     return save(fig, path)
 
 
-def run_figures(
-    run_dir: Path, title: str, history: list[dict], images: np.ndarray, labels: np.ndarray, preds: np.ndarray, classes: list[str]
-) -> None:
-    """A completed run's curves.png, confusion.png and mistakes.png from its test images in [0, 1], labels and predictions."""
-    run_curves(pd.DataFrame(history), run_dir / "curves.png", title)
-    confusion_matrix(labels, preds, run_dir / "confusion.png", classes=classes or int(max(labels.max(), preds.max())) + 1)
-    mistakes(images, labels, preds, run_dir / "mistakes.png", classes)
+def render(run_dir: Path) -> list[Path]:
+    """A run's curves.png, confusion.png and mistakes.png, from its metrics.csv and figures.npz."""
+    import pandas as pd
+
+    with np.load(run_dir / files.FIGURE_DATA) as data:
+        title, labels, preds = str(data["title"]), data["labels"], data["preds"]
+        wrong, pixels, classes = data["wrong"], data["wrong_pixels"], [str(c) for c in data["classes"]]
+    history = pd.DataFrame(files.read_metrics(run_dir / files.METRICS_FILE))
+    n = classes or int(max(labels.max(), preds.max())) + 1
+    return [
+        run_curves(history, run_dir / "curves.png", title),
+        confusion_matrix(labels, preds, run_dir / "confusion.png", classes=n),
+        mistakes(pixels, labels[wrong], preds[wrong], run_dir / "mistakes.png", classes, total=int((labels != preds).sum())),
+    ]
+
+
+def render_all(run_dirs: list[Path], workers: int = 2) -> None:
+    """The figures of ``run_dirs`` that are missing, drawn by up to ``workers`` processes side by side."""
+    todo = [str(d) for d in run_dirs if files.figures_missing(Path(d))]
+    chunks = [todo[i::workers] for i in range(workers) if todo[i::workers]]
+    procs = [subprocess.Popen([sys.executable, "-m", "mnistlab.runs.figures", *chunk]) for chunk in chunks]
+    for proc in procs:
+        proc.wait()
+
+
+def in_background(run_dir: Path) -> None:
+    """Draw a run's figures in a process of their own that outlives this one (its errors go to figures.log)."""
+    with open(run_dir / "figures.log", "wb") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "mnistlab.runs.figures", str(run_dir)],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+if __name__ == "__main__":
+    for folder in sys.argv[1:]:
+        render(Path(folder))

@@ -23,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from mnistlab.errors import CheckpointError, OutputError
 
 SUMMARY_FILE, METRICS_FILE, CHECKPOINT_FILE = "summary.json", "metrics.csv", "checkpoint.pt"
+FIGURE_DATA = "figures.npz"  # what a run's figures are drawn from: its test predictions and its misclassified images
+FIGURES = ("curves.png", "confusion.png", "mistakes.png")
 RECORD_DIR = Path(".hydra")  # the run's config, Hydra's config and the overrides, written once the launch is accepted
 CONFIG_FILE, HYDRA_FILE, OVERRIDES_FILE = RECORD_DIR / "config.yaml", RECORD_DIR / "hydra.yaml", RECORD_DIR / "overrides.yaml"
 RECORDS = (SUMMARY_FILE, METRICS_FILE, CHECKPOINT_FILE, CONFIG_FILE, OVERRIDES_FILE)
@@ -98,6 +100,24 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, out.getvalue().encode())
+
+
+def write_figure_data(run_dir: Path, title: str, labels: Any, preds: Any, pixels: Any, classes: list[str], shown: int = 64) -> None:
+    """figures.npz: the test labels and predictions (the confusion matrix), and the first ``shown`` misclassified test
+    images in [0, 1] (``pixels``: a callable giving them for indices), so the figures can be drawn in another process."""
+    import numpy as np
+
+    wrong = np.flatnonzero(labels != preds)[:shown]
+    out = io.BytesIO()
+    np.savez_compressed(
+        out, title=title, labels=labels, preds=preds, wrong=wrong, wrong_pixels=pixels(wrong), classes=np.array(classes, dtype=str)
+    )
+    write_atomic(run_dir / FIGURE_DATA, out.getvalue())
+
+
+def figures_missing(run_dir: Path) -> bool:
+    """Whether a run has the data of its figures but not all of them."""
+    return (run_dir / FIGURE_DATA).exists() and not all((run_dir / name).exists() for name in FIGURES)
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

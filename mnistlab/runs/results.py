@@ -6,6 +6,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
+
+from mnistlab.runs import files
 from mnistlab.training.evaluation import Evaluation
 from mnistlab.training.metrics import declarations
 from mnistlab.training.trainer import ROW, FitResult, Trainer
@@ -45,8 +48,8 @@ def final_evaluations(trainer: Trainer, result: FitResult) -> dict[str, Evaluati
 
 
 def record_result(trainer: Trainer, result: FitResult, title: str, plots: bool) -> dict[str, Any]:
-    """The summary fields of a finished fit; a completed run's figures drawn under ``title`` into the run directory
-    with ``plots``."""
+    """The summary fields of a finished fit; with ``plots``, what a completed run's figures are drawn from (titled
+    ``title``) in its directory (:mod:`mnistlab.runs.figures` draws them)."""
     evaluations = final_evaluations(trainer, result)
     if evaluations is not None:
         final = {split: evaluation.values for split, evaluation in evaluations.items()}
@@ -66,16 +69,13 @@ def record_result(trainer: Trainer, result: FitResult, title: str, plots: bool) 
         **result.fields,
     }
     if plots and evaluations is not None and trainer.run_dir is not None:
-        from mnistlab.runs.figures import run_figures  # matplotlib and pandas load only when figures are drawn
-
         test, dataset = trainer.data.test, trainer.data.dataset
-        run_figures(
+        files.write_figure_data(
             trainer.run_dir,
             f"{title}: test accuracy {final['test']['acc']:.2f}%",
-            result.history,
-            dataset.pixels(test.images),
             test.labels.cpu().numpy(),
             evaluations["test"].preds.numpy(),
+            lambda index: dataset.pixels(test.images[torch.as_tensor(index, dtype=torch.long)]),
             list(dataset.classes or []),
         )
     return fields

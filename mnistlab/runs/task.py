@@ -33,12 +33,16 @@ from mnistlab.training.trainer import Trainer
 log = logging.getLogger("mnistlab")
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train one composed configuration into ``run_dir``; returns the summary (also written as summary.json)."""
-    return fit(cfg, run_dir)[0]
+FIGURES = ("now", "background", "later")  # when a run's figures are drawn: here, in a process of their own, by its sweep
 
 
-def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]:
+def run(cfg: DictConfig, run_dir: Path, figures: str = "now") -> dict[str, Any]:
+    """Train one composed configuration into ``run_dir``; returns the summary (also written as summary.json). Its
+    figures (``run.plots``) are drawn ``figures``: ``now``, in the ``background``, or ``later`` (by its sweep)."""
+    return fit(cfg, run_dir, figures)[0]
+
+
+def fit(cfg: DictConfig, run_dir: Path, figures: str = "now") -> tuple[dict[str, Any], Trainer | None]:
     """As :func:`run`, also returning the trainer (None: a completed run skipped).
 
     A single run refused as bad input (a UserError before it is accepted) in a directory that held no run leaves no
@@ -46,16 +50,25 @@ def fit(cfg: DictConfig, run_dir: Path) -> tuple[dict[str, Any], Trainer | None]
     run_dir = Path(run_dir)
     make_dir(run_dir)
     fresh, job = not files.has_records(run_dir), Job.current()
+    refused: UserError | None = None
     with lock.hold(run_dir):
         try:
             launch = _accept(cfg, run_dir, job)
         except UserError as err:
             refused = err
         else:
-            return (launch.summary, None) if launch.trainer is None else _train(launch)
-    if fresh and not job.multirun:
-        files.discard(run_dir)
-    raise refused
+            if launch.trainer is None:
+                return launch.summary, None
+            summary, trainer = _train(launch)
+    if refused is not None:
+        if fresh and not job.multirun:
+            files.discard(run_dir)
+        raise refused
+    if files.figures_missing(run_dir) and figures != "later":
+        from mnistlab.runs import figures as drawing
+
+        drawing.render(run_dir) if figures == "now" else drawing.in_background(run_dir)
+    return summary, trainer
 
 
 @dataclass
