@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import logging
 import math
@@ -28,6 +27,7 @@ from mnistlab.training.evaluation import Evaluation, evaluate
 from mnistlab.training.metrics import Column, MetricEntry, check_name, objective, with_built_in
 from mnistlab.training.schedules import step_epoch_scheduler
 from mnistlab.training.techniques import Technique, hard_labels
+from mnistlab.training.warm_up import warm_up
 
 log = logging.getLogger(__name__)
 ROW = ("epoch", "train_loss", "train_acc", "lr", "seconds")  # a metrics row's own columns, beside each metric's
@@ -312,30 +312,5 @@ class Trainer:
         return FitResult(status, self.history, self.elapsed, warmup, fields, weights, stop)
 
     def warm_up(self, force: bool = False) -> float:
-        """On CUDA (or when forced), run each batch shape once before the clock starts; returns the seconds it took.
-
-        Library handles, kernel loading and cuDNN autotuning are one-off costs of the process, not of
-        training: paid here, they stay out of epoch times. Weights, buffers, gradients and random
-        streams are left exactly as they were.
-        """
-        cuda = self.device.type == "cuda"
-        if not (cuda or force):
-            return 0.0
-        started, s = time.perf_counter(), self.settings
-        saved = copy.deepcopy(self.model.state_dict())
-        train, test = self.data.train, self.data.test
-        generator = torch.Generator(device=self.device).manual_seed(0)  # not the run's: its stream stays untouched
-        devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if cuda else []
-        with torch.random.fork_rng(devices=devices):
-            for size in sorted({min(s.batch_size, len(train)), len(train) % s.batch_size} - {0}):
-                loss, _ = self._forward(*self._inputs(train.images[:size], train.labels[:size], generator))
-                loss.backward()
-            self.optimizer.zero_grad(set_to_none=True)
-            for size in sorted({min(s.eval_batch_size, len(test)), len(test) % s.eval_batch_size} - {0}):
-                self.evaluate(self.model, Split(test.images[:size], test.labels[:size]))
-        self.model.load_state_dict(saved)
-        if cuda:
-            torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - started
-        log.info("warm-up (library handles, kernel loading, cuDNN autotuning): %.2f s, not counted as training time", seconds)
-        return seconds
+        """On CUDA (or when forced), run each batch shape once before the clock starts (:func:`.warm_up.warm_up`)."""
+        return warm_up(self, force)
