@@ -126,9 +126,11 @@ def fixed_seeds(design: Design, effect: float, sd: float, power: float) -> int:
         c = boundaries(Design(n, n, design.alpha, design.delta, design.families, 1, design.rho)).values[0]
         return float(stats.nct.sf(c, n - 1, effect / (sd * math.sqrt(2)) * math.sqrt(n)))
 
-    low, high = 2, 200
-    if achieved(high) < power:
-        return high
+    low, high = 2, 4
+    while achieved(high) < power:  # the smallest power of two that is enough, then halve the gap
+        low, high = high + 1, high * 2
+        if high > 200:
+            return 200
     while low < high:
         mid = (low + high) // 2
         low, high = (mid + 1, high) if achieved(mid) < power else (low, mid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,13 +85,48 @@ def mnist_on_cpu() -> DeviceData:
     return prepare(dataset.load(), dataset, "cpu")
 
 
+class ForkServer:
+    """tests/forkserver.py, started once per test process: each launch is a forked process of it."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "forkserver.py")], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def __call__(self, script: str, args: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = f"{tmp}/out", f"{tmp}/err"
+            self.proc.stdin.write(json.dumps([script, list(args), str(cwd), env, timeout, out, err]) + "\n")
+            self.proc.stdin.flush()
+            code = int(self.proc.stdout.readline())
+            stdout, stderr = (Path(f).read_text(errors="replace") if Path(f).exists() else "" for f in (out, err))
+        return subprocess.CompletedProcess([script, *args], code, stdout, stderr)
+
+
+_server: ForkServer | None = None
+
+
 def run_cli(
-    *args: str, module: bool = False, script: str = "mnistlab", cwd: Path | None = None, timeout: float = 600, env: dict | None = None
+    *args: str,
+    module: bool = False,
+    script: str = "mnistlab",
+    cwd: Path | None = None,
+    timeout: float = 600,
+    env: dict | None = None,
+    fresh: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run a console script (``mnistlab``, ``mnistlab-report``) or ``python -m mnistlab`` in a subprocess, capturing its output."""
+    """Run a console script (``mnistlab``, ``mnistlab-report``, ...) in a process of its own, capturing its output: a
+    forked process of a server that imported mnistlab once (tests/forkserver.py), or with ``fresh`` (or ``module``:
+    ``python -m mnistlab``) a new interpreter."""
+    global _server
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if not (fresh or module):
+        _server = _server or ForkServer()
+        return _server(script, [str(a) for a in args], cwd or ROOT, full_env, timeout)
     exe = Path(sys.executable).parent
     command = [sys.executable, "-m", "mnistlab", *args] if module else [str(exe / script), *args]
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(command, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 

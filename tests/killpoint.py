@@ -129,6 +129,9 @@ if __name__ == "__main__":
 
     import mnistlab.commands.main  # noqa: F401  (Hydra and mnistlab imported once, before any fork)
     import mnistlab.runs.task  # noqa: F401  (and torch)
+    from mnistlab.data.idx import load_mnist
+
+    load_mnist()  # read once here: every forked run finds it in its process
 
     swap = "--swap-writes" in sys.argv[1:]
     for line in sys.stdin:

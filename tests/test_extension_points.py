@@ -208,13 +208,14 @@ def test_a_dataset_of_your_own_from_arrays(tmp_path, mnist):
     np.savez(npz, x_train=mnist.train_images[:600].numpy(), y_train=mnist.train_labels[:600].numpy(),
              x_test=mnist.test_images[:200].numpy(), y_test=mnist.test_labels[:200].numpy())  # fmt: skip
     example("npz_dataset")
-    overrides = ("data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=5", "trainer.batch_size=32", "run.plots=false")
+    overrides = ("data=npz", f"data.path={npz}", "model=mlp", "trainer.epochs=1", "trainer.batch_size=32", "run.plots=false")
     result = api.train(api.compose(*overrides, config_dir=EXAMPLES / "conf"), tmp_path / "run")
-    assert result.summary["dataset"] == "npz" and result.summary["final_test_acc"] > 80
+    assert result.summary["dataset"] == "npz" and result.summary["final_test_acc"] > 50  # far above chance after 100 steps
     assert files.read_config(tmp_path / "run").data.mean[0] == pytest.approx(0.13, abs=0.01)  # computed from its training images
 
 
 def test_digits_are_the_fixed_documented_split():
+    pytest.importorskip("sklearn")
     dataset = Digits()
     images = dataset.load()
     assert len(images.train_labels) == 1347 and len(images.test_labels) == 450
@@ -222,7 +223,17 @@ def test_digits_are_the_fixed_documented_split():
     assert dataset.classes == tuple("0123456789") and 0 < dataset.mean[0] < 1
 
 
+def test_digits_train_on_the_defaults(tmp_path):
+    pytest.importorskip("sklearn")
+    from mnistlab import api
+
+    result = api.train(api.compose("data=digits", "model=mlp", "trainer.epochs=1", "run.plots=false"), tmp_path / "digits")
+    assert result.summary["images"] == {"train": 1347, "test": 450} and result.summary["final_test_acc"] >= 50
+
+
+@pytest.mark.slow
 def test_digits_reach_90_percent_with_both_models_in_15_epochs(tmp_path):
+    pytest.importorskip("sklearn")
     from mnistlab import api
 
     for model in ("lenet5", "mlp"):

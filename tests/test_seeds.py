@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,12 @@ import pytest
 from benchmarks.seed_simulation import Noise, fixed_seeds, wrong
 from benchmarks.seed_simulation import run as simulate
 from conftest import ROOT, run_cli
+from mnistlab.errors import ConfigError
 from mnistlab.reports.seeds import FAILED, SeedSweep, assess, next_round, outcome, to_launch
 from mnistlab.reports.sequential import BETTER, BETTER_SMALL, OPEN, SAME, WORSE, WORSE_SMALL, Design, boundaries, classify, decide
 
 ABLATION = Design(min_seeds=3, max_seeds=20, alpha=0.05, delta=0.1, families=(7,))  # experiment=regularization's shape
-FAST = ("model=mlp", "trainer.epochs=1", "trainer.limit_batches=10", "run.plots=false")
+FAST = ("model=mlp", "trainer.epochs=1", "trainer.limit_batches=3", "run.plots=false")
 
 # The cut-down simulation of docs/seeds.md: 2,000 sweeps of a baseline and 7 groups with no difference (one group
 # collapsing), accuracies rounded to the test set's resolution; each family-wise rate of false decisions must stay
@@ -199,18 +201,25 @@ def test_a_seeds_sweep_runs_its_rounds_reports_its_decisions_and_mnistlab_report
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("hydra.sweeper.min_seeds=5", "hydra.sweeper.max_seeds must be >= hydra.sweeper.min_seeds (5), got 4"),
-        ("hydra.sweeper.delta=0", "hydra.sweeper.delta must be > 0"),
-        ("hydra.sweeper.alpha=0.9", "hydra.sweeper.alpha must be between 0.001 and 0.2"),
-        ("hydra.sweeper.alpha=0.00001", "hydra.sweeper.alpha must be between 0.001 and 0.2"),
+        ({"min_seeds": 5, "max_seeds": 4}, "hydra.sweeper.max_seeds must be >= hydra.sweeper.min_seeds (5), got 4"),
+        ({"delta": 0}, "hydra.sweeper.delta must be > 0"),
+        ({"alpha": 0.9}, "hydra.sweeper.alpha must be between 0.001 and 0.2"),
+        ({"alpha": 0.00001}, "hydra.sweeper.alpha must be between 0.001 and 0.2"),
+        ({"max_seeds": 101}, "hydra.sweeper.max_seeds must be <= 100"),
     ],
 )
-def test_bad_sweeper_settings_are_one_line_before_any_job_and_leave_no_directory(tmp_path, setting, message):
+def test_bad_sweeper_settings_are_refused_naming_the_key(setting, message):
+    from hydra_plugins.mnistlab_seeds import SeedSweeper
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SeedSweeper(**setting)._plan(["regularization=none,dropout"])
+
+
+def test_a_refused_sweeper_setting_is_one_line_before_any_job_and_leaves_no_directory(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli(*sweep_args(sweep, setting))
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not sweep.exists()
+    proc = run_cli(*sweep_args(sweep, "hydra.sweeper.alpha=0.9"))
+    assert proc.returncode == 2 and proc.stderr.startswith("mnistlab: hydra.sweeper.alpha must be between 0.001 and 0.2"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not sweep.exists()
 
 
 @pytest.mark.e2e

@@ -115,8 +115,9 @@ def test_a_study_prunes_reports_and_a_relaunch_trains_only_what_is_missing(tmp_p
     launch = (
         *STUDY,
         "trainer.epochs=3",
-        "trainer.limit_batches=20",
-        "hydra.sweeper.n_trials=5",
+        "trainer.limit_batches=5",
+        "data.val_size=2000",
+        "hydra.sweeper.n_trials=4",
         "hydra.sweeper.pruner={_target_: median, n_startup_trials: 1}",
         f"hydra.sweep.dir={sweep_dir}",
     )
@@ -124,7 +125,7 @@ def test_a_study_prunes_reports_and_a_relaunch_trains_only_what_is_missing(tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = stored(sweep_dir)
     states = [t.state for t in trials]
-    assert len(trials) == 5 and TrialState.PRUNED in states and TrialState.COMPLETE in states, states
+    assert len(trials) == 4 and TrialState.PRUNED in states and TrialState.COMPLETE in states, states
     runs = summaries(sweep_dir)
     for t in trials:
         run = runs[t.number]
@@ -147,12 +148,12 @@ def test_a_study_prunes_reports_and_a_relaunch_trains_only_what_is_missing(tmp_p
     before = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("trial_*/*")}
     proc = run_cli(*launch)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "5 of 5 trials finished" in proc.stderr + proc.stdout
+    assert "4 of 4 trials finished" in proc.stderr + proc.stdout
     assert {p: p.stat().st_mtime_ns for p in sweep_dir.glob("trial_*/*")} == before  # nothing retrained, pruned or not
 
-    proc = run_cli(*launch[:-2], "hydra.sweeper.n_trials=7", launch[-1])
+    proc = run_cli(*launch[:-2], "hydra.sweeper.n_trials=6", launch[-1])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(summaries(sweep_dir)) == list(range(7)) and len(stored(sweep_dir)) == 7
+    assert sorted(summaries(sweep_dir)) == list(range(6)) and len(stored(sweep_dir)) == 6
     table = pd.read_csv(sweep_dir / "trials.csv")
     assert not table.duplicated(subset=SAMPLED).any()  # the continued study drew new parameters
 
