@@ -106,7 +106,16 @@ def test_ten_kills_at_random_moments_then_resume_equals_uninterrupted(tmp_path):
 def test_the_kills_catch_metrics_written_before_their_checkpoint(tmp_path):
     """The fault test can fail: with the two writes of an epoch swapped, a kill between them is caught."""
     with pytest.raises(AssertionError, match="metrics.csv shows"):
-        survive_kills(tmp_path, kills=2, seed=0, args=(*ARGS[:-2], "trainer.epochs=3", "seed=3"), steps=12, epochs=3, points=("metrics",), swap_writes=True)
+        survive_kills(
+            tmp_path,
+            kills=2,
+            seed=0,
+            args=(*ARGS[:-2], "trainer.epochs=3", "seed=3"),
+            steps=12,
+            epochs=3,
+            points=("metrics",),
+            swap_writes=True,
+        )
 
 
 @pytest.mark.slow

@@ -2,10 +2,15 @@
 
 import json
 import os
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from conftest import run_cli
 from mnistlab.commands.report import cli
@@ -210,3 +215,46 @@ def test_seed_only_sweep_is_one_group(tmp_path):
     assert len(comparison) == 1 and comparison.loc[0, "n"] == 3
     assert comparison.loc[0, "final_test_acc.mean"] == pytest.approx(99.1)
     assert "3 jobs, 3 completed" in report.read_text()
+
+
+def test_a_sweeps_jobs_hold_their_figures_when_it_ends(tmp_path):
+    """Figures are left to the sweep's end, never between jobs, and drawn before the sweep returns."""
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "model=mlp", "trainer.epochs=1", "trainer.limit_batches=3", "seed=0,1", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert len(jobs) == 2
+    for job in jobs:
+        for name in ("curves.png", "confusion.png", "mistakes.png"):
+            with Image.open(job / name) as image:
+                image.load()  # whole
+
+
+def test_a_killed_figure_process_leaves_no_half_written_png(tmp_path):
+    """The process that draws a run's figures, SIGKILLed at moments spread over its work, leaves each PNG whole or
+    absent; drawn again, it completes them."""
+    run = tmp_path / "run"
+    proc = run_cli("model=mlp", "trainer.epochs=1", "trainer.limit_batches=3", "run.plots=false", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from mnistlab.runs import files
+    from mnistlab.runs.figures import render
+
+    labels = np.arange(200) % 10
+    files.write_figure_data(
+        run, "t", labels, (labels + (np.arange(200) % 7 == 0)) % 10, lambda i: np.zeros((len(i), 28, 28)), list("0123456789")
+    )
+    started = time.perf_counter()
+    render(run)
+    whole = time.perf_counter() - started
+    for name in ("curves.png", "confusion.png", "mistakes.png"):
+        (run / name).unlink()
+    for fraction in (0.2, 0.5, 0.8, 1.0, 1.3):
+        drawer = subprocess.Popen([sys.executable, "-m", "mnistlab.runs.figures", str(run)])
+        time.sleep(1.0 + fraction * whole)  # past the imports, into the drawing
+        drawer.kill()
+        drawer.wait()
+        for png in run.glob("*.png"):
+            with Image.open(png) as image:
+                image.load()
+    render(run)
+    assert sorted(p.name for p in run.glob("*.png")) == ["confusion.png", "curves.png", "mistakes.png"]
