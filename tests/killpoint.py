@@ -125,6 +125,11 @@ def launch(point: str, n: int, delay: float | None, args: list[str], swap: bool 
 
 
 if __name__ == "__main__":
+    import torch
+
+    import mnistlab.training.speed  # noqa: F401  (it notes torch's own thread count first)
+
+    torch.set_num_threads(1)  # no OpenMP pool here: a forked child would wait forever on its missing threads
     import torch._dynamo  # noqa: F401  (every run imports it with its optimizer: 2 s, paid once here)
 
     import mnistlab.commands.main  # noqa: F401  (Hydra and mnistlab imported once, before any fork)
