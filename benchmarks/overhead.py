@@ -40,7 +40,11 @@ def baseline_python(ref: str, folder: Path) -> Path:
     tree = folder / "tree"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), ref], check=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")], check=True)
-    site = Path(subprocess.check_output([str(folder / "venv" / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    site = Path(
+        subprocess.check_output(
+            [str(folder / "venv" / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
     (site / "baseline.pth").write_text(f"{tree}\n{sysconfig.get_paths()['purelib']}\n")
     return folder / "venv" / "bin" / "python"
 
@@ -101,7 +105,11 @@ def main() -> None:
                 over = statistics.median(w - t for w, t in results[(name, label)])
                 print(f"| {name} | {label} | {wall:.2f} | {train:.2f} | {over:.2f} | {over / jobs:.2f} |")
         waits = [w for w in figure_wait if w is not None]
-        print(f"a single run's figures were all there {statistics.median(waits):.1f} s after it returned (median)" if waits else "figures: not drawn")
+        print(
+            f"a single run's figures were all there {statistics.median(waits):.1f} s after it returned (median)"
+            if waits
+            else "figures: not drawn"
+        )
         if len(waits) < len(figure_wait):
             print(f"{len(figure_wait) - len(waits)} single run(s) lacked a figure after 120 s")
     finally:

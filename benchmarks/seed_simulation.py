@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from mnistlab.reports.seeds import SeedSweep, assess, next_round, to_launch
-from mnistlab.reports.sequential import BETTER, BETTER_SMALL, SAME, WORSE, WORSE_SMALL, Design, boundaries
+from mnistlab.reports.seeds import FAILED, SeedSweep, assess, next_round, to_launch
+from mnistlab.reports.sequential import BETTER, BETTER_LARGE, BETTER_SMALL, SAME, WORSE, WORSE_LARGE, WORSE_SMALL, Design, boundaries
 
 
 @dataclass(frozen=True)
@@ -43,13 +43,16 @@ class Noise:
     collapse: float = 0.0
     collapse_acc: float = 11.35
     level: float = 99.3
+    failures: float = 0.0  # the share of runs that fail (a crash, a lost node) and succeed when launched again
 
 
 def wrong(state: str, truth: float, delta: float) -> bool:
     """Whether a decision contradicts a true expected difference."""
     claims = {
+        BETTER_LARGE: truth >= delta,
         BETTER: truth > 0,
         WORSE: truth < 0,
+        WORSE_LARGE: truth <= -delta,
         BETTER_SMALL: 0 < truth < delta,
         WORSE_SMALL: -delta < truth < 0,
         SAME: abs(truth) < delta,
@@ -90,7 +93,8 @@ def simulate(design: Design, effect: float, noise: Noise, rng: np.random.Generat
             return assessed, sweep.rounds[-1], truth
         sweep.rounds.append(counts)
         for group, seed in to_launch(sweep, results):
-            results[group][seed] = float(runs[group][seed])
+            fails = noise.failures and results[group].get(seed) != FAILED and rng.random() < noise.failures
+            results[group][seed] = FAILED if fails else float(runs[group][seed])
         assessed = assess(sweep, results)
 
 
@@ -112,7 +116,7 @@ def run(design: Design, effect: float, noise: Noise, sweeps: int, seed: int = 0)
         "fwer": rate,
         "fwer_se": math.sqrt(max(rate * (1 - rate), 1 / sweeps) / sweeps),
         "states": {k: v / sweeps for k, v in sorted(states.items())},
-        "power": states.get(BETTER, 0) / sweeps,
+        "power": (states.get(BETTER, 0) + states.get(BETTER_LARGE, 0)) / sweeps,
         "mean_seeds": float(np.mean(seeds)),
         "mean_runs": float(np.mean(runs)),
     }
@@ -153,13 +157,14 @@ def main() -> None:
     parser.add_argument("--collapse", type=float, default=0.0, help="the share of that group's seeds that collapse")
     parser.add_argument("--collapse-acc", type=float, default=11.35, help="the accuracy of a collapsed run")
     parser.add_argument("--skew", type=float, default=0.0, help="the skewness of the compared groups' seeds (to the left)")
+    parser.add_argument("--failures", type=float, default=0.0, help="the share of runs that fail once (a crash) and are launched again")
     parser.add_argument("--baseline-sd", type=float, help="the baseline's spread, where it differs from the other groups'")
     parser.add_argument("--effects", type=float, nargs="*", help="effects for the seeds table (default: 1, 2, 3, 5 times delta)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     design = Design(args.min_seeds, args.max_seeds, args.alpha, args.delta, (args.comparisons,), args.per_round, args.rho)
-    noise = Noise(args.sd, args.step, args.baseline_sd, args.skew, args.collapse, args.collapse_acc)
+    noise = Noise(args.sd, args.step, args.baseline_sd, args.skew, args.collapse, args.collapse_acc, failures=args.failures)
     main_run = run(design, args.effect, noise, args.sweeps, args.seed)
     at_delta = run(design, args.delta, Noise(args.sd, args.step), args.sweeps, args.seed + 1)
     false_same = at_delta["states"].get(SAME, 0.0) + at_delta["states"].get(BETTER_SMALL, 0.0)
@@ -168,7 +173,16 @@ def main() -> None:
     for i, effect in enumerate(effects):
         r = run(design, effect, Noise(args.sd, args.step), args.sweeps, args.seed + 2 + i)
         fixed = fixed_seeds(design, effect, args.sd, min(r["power"], 0.99)) if r["power"] > 0 else None
-        table.append({"effect": effect, "power": r["power"], "mean_seeds": r["mean_seeds"], "fixed_seeds": fixed, "fwer": r["fwer"]})
+        table.append(
+            {
+                "effect": effect,
+                "power": r["power"],
+                "mean_seeds": r["mean_seeds"],
+                "fixed_seeds": fixed,
+                "fwer": r["fwer"],
+                "mean_runs": r["mean_runs"],
+            }
+        )
     out = {
         "sweeps": args.sweeps,
         "design": {k: v for k, v in vars(args).items() if k not in ("json", "effects", "sweeps")},
@@ -191,10 +205,16 @@ def main() -> None:
         f"family-wise false decisions: {out['fwer']:.4f} ± {out['fwer_se']:.4f} (alpha {args.alpha}); the group with effect {args.effect:+g}: {main_run['states']}"
     )
     print(f"false 'no difference that matters' (or 'by less than delta') at a true difference of delta: {false_same:.4f}")
-    print("| true difference of one group | power (better) | its seeds, mean | fixed design, same power: seeds | false decisions |")
-    print("|---|---|---|---|---|")
+    groups = args.comparisons + 1
+    print(
+        "| true difference of one group | power (better) | its seeds, mean | fixed design, same power: seeds | runs of all groups, mean | false decisions |"
+    )
+    print("|---|---|---|---|---|---|")
     for row in table:
-        print(f"| {row['effect']:+.2f} | {row['power']:.3f} | {row['mean_seeds']:.1f} | {row['fixed_seeds']} | {row['fwer']:.4f} |")
+        print(
+            f"| {row['effect']:+.2f} | {row['power']:.3f} | {row['mean_seeds']:.1f} | {row['fixed_seeds']} | {row['mean_runs']:.0f} of {groups * args.max_seeds} "
+            f"| {row['fwer']:.4f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,20 @@ from benchmarks.seed_simulation import run as simulate
 from conftest import ROOT, run_cli
 from mnistlab.errors import ConfigError
 from mnistlab.reports.seeds import FAILED, SeedSweep, assess, next_round, outcome, to_launch
-from mnistlab.reports.sequential import BETTER, BETTER_SMALL, OPEN, SAME, WORSE, WORSE_SMALL, Design, boundaries, classify, decide
+from mnistlab.reports.sequential import (
+    BETTER,
+    BETTER_LARGE,
+    BETTER_SMALL,
+    OPEN,
+    SAME,
+    WORSE,
+    WORSE_LARGE,
+    WORSE_SMALL,
+    Design,
+    boundaries,
+    classify,
+    decide,
+)
 
 ABLATION = Design(min_seeds=3, max_seeds=20, alpha=0.05, delta=0.1, families=(7,))  # experiment=regularization's shape
 FAST = ("model=mlp", "trainer.epochs=1", "trainer.limit_batches=3", "run.plots=false")
@@ -76,6 +89,7 @@ def test_the_states_exclude_each_other():
     delta = 0.2
     assert classify(0.02, 0.18, delta) == BETTER_SMALL
     assert classify(0.02, 0.25, delta) == BETTER
+    assert classify(0.25, 0.5, delta) == BETTER_LARGE and classify(-0.5, -0.2, delta) == WORSE_LARGE
     assert classify(-0.02, 0.18, delta) == SAME
     assert classify(-0.18, -0.02, delta) == WORSE_SMALL
     assert classify(-0.3, -0.02, delta) == WORSE
@@ -89,8 +103,8 @@ def test_the_first_looks_are_exact_bounds_and_every_look_can_decide():
     """A look whose spending would rest on few simulated sweeps takes the exact Bonferroni bound of the t
     distribution; every boundary is finite; the Monte Carlo error of the whole design is stated."""
     tiny = boundaries(Design(2, 20, 0.001, 0.1, (7,)))
-    assert tiny.exact[0] and all(np.isfinite(tiny.values)) and tiny.mc_error < 0.0002
-    assert not boundaries(ABLATION).exact[-1]  # where enough simulated sweeps cross, they set the boundary
+    assert tiny.bound[0] and all(np.isfinite(tiny.values)) and tiny.mc_error < 0.0002
+    assert not boundaries(ABLATION).bound[-1]  # where enough simulated sweeps cross, they set the boundary
 
 
 def test_comparisons_that_share_a_baseline_get_lower_boundaries_than_bonferroni():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import new_dir, run_interrupted_then_resumed, settings
-from mnistlab.errors import CheckpointError
+from mnistlab.errors import CheckpointError, ConfigError
 from mnistlab.models import MLP, LeNet5
 from mnistlab.runs import files, resume, task
 from mnistlab.runs.loggers import CsvLogger
@@ -105,7 +105,7 @@ def test_keep_best_finishes_with_the_weights_of_the_best_validation_epoch(tiny_d
 
 def test_two_callbacks_that_both_give_the_final_weights_are_refused(tiny_data):
     trainer = make_trainer(with_val(tiny_data), epochs=1, callbacks={"a": KeepBest(enabled=True), "b": KeepBest(enabled=True)})
-    with pytest.raises(ValueError, match="callbacks a, b each give the weights to finish with"):
+    with pytest.raises(ConfigError, match="callbacks a, b each give the weights to finish with"):
         trainer.fit()
 
 
@@ -281,12 +281,12 @@ def test_a_callback_may_add_columns_but_not_change_or_redeclare_one(tiny_data):
         def columns(self, trainer):
             return {"test_loss": Column("mine")}
 
-    with pytest.raises(ValueError, match="callback mine declares the column 'test_loss', which the run already has"):
+    with pytest.raises(ConfigError, match="callback.mine declares the column 'test_loss', which the run already has"):
         make_trainer(tiny_data, callbacks={"mine": Redeclares()}).columns()
 
     class Dotted(Callback):
         def columns(self, trainer):
             return {"grad.norm": Column("norm")}
 
-    with pytest.raises(ValueError, match="column name 'grad.norm' must be lower-case letters"):
+    with pytest.raises(ConfigError, match="column name 'grad.norm' must be lower-case letters"):
         make_trainer(tiny_data, callbacks={"dotted": Dotted()}).columns()

@@ -80,14 +80,14 @@ class SeedSweeper(Sweeper):
                     break
                 sweep.rounds.append(counts)
                 sweep.save(sweep_dir)
-            todo = seeds.to_launch(sweep, names.results())
-            sweep.save(sweep_dir)
+            todo = seeds.to_launch(sweep, names.results())  # a relaunch of a failed run is recorded once it has run
             if todo:
                 round_ = len(sweep.rounds)
                 names.record_round(todo, round_, launched)
                 log.info("seeds sweep, round %d: %d jobs (%s)", round_, len(todo), _span(todo))
                 self.launcher.launch([names.overrides(g, s) for g, s in todo], initial_job_idx=launched)
                 launched += len(todo)
+                sweep.save(sweep_dir)
             results = names.results()
             sweep.step = names.step() or sweep.step or seeds.infer_step(results)
             assessed, resumed = seeds.assess(sweep, results), False

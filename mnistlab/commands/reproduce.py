@@ -103,12 +103,13 @@ def check_data(run_dir: Path, cfg: DictConfig, summary: dict[str, Any]) -> None:
         now = dataset.sources()
     except (OSError, UserError) as err:
         raise NotReproducible(f"the run's data cannot be found or read: {err}") from None
-    by_name = {Path(path).name: (path, sha) for path, sha in now.items()}
+    tail = lambda path: Path(path).parts[-3:]  # noqa: E731  (a file found elsewhere: the same last folders and name)
+    by_tail = {tail(path): sha for path, sha in now.items()}
     hashes = set(now.values())
     for path, sha in recorded.items():
         if sha in hashes:
             continue
-        found = now.get(path) or (by_name.get(Path(path).name) or (None, None))[1]
+        found = now.get(path) or by_tail.get(tail(path))
         if found is None:
             raise NotReproducible(f"the data file {path} the run read is missing: it cannot be reproduced without it")
         raise NotReproducible(f"the data file {path} changed since the run (SHA-256 {sha[:12]}... then, {found[:12]}... now)")
@@ -139,7 +140,12 @@ def rerun(cfg: DictConfig, summary: dict[str, Any], out: Path, epochs: int | Non
             cfg.trainer.threads = int(threads)
         if epochs is not None:
             cfg.callback["reproduce_stop"] = {"_target_": "mnistlab.training.callbacks.StopAfter", "epochs": epochs}
-    out.mkdir(parents=True, exist_ok=False)
+    try:
+        out.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise NotReproducible(f"{out} exists: reproduce into a new directory (--out)") from None
+    except OSError as err:
+        raise NotReproducible(f"cannot create {out}: {err.strerror or err}") from None
     return run(cfg, out)
 
 
@@ -157,8 +163,10 @@ def compare(
     """Every pair of values compared: ``(where, column, recorded, new)``, the exact mismatches and those out of tolerance."""
     exact, loose = [], []
     epochs = len(new) if not full else max(len(recorded), len(new))
-    if len(new) < epochs or len(recorded) < epochs:
-        exact.append((f"epoch {min(len(recorded), len(new)) + 1}", "epoch", len(recorded), len(new)))
+    if len(new) < epochs or len(recorded) < epochs:  # one stopped earlier: never within a tolerance
+        gap = (f"epoch {min(len(recorded), len(new)) + 1}", "epochs", len(recorded), len(new))
+        exact.append(gap)
+        loose.append(gap)
     for i in range(min(epochs, len(recorded), len(new))):
         a, b = recorded[i], new[i]
         for column in sorted(set(a) | set(b)):

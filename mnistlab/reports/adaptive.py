@@ -13,7 +13,7 @@ import pandas as pd
 
 from mnistlab.errors import NOT_LEARNED
 from mnistlab.reports.seeds import SeedSweep, assess, group_name, outcome, results_of, used
-from mnistlab.reports.sequential import BETTER_SMALL, OPEN, WORSE_SMALL, boundaries
+from mnistlab.reports.sequential import OPEN, boundaries
 from mnistlab.runs.files import read_summary
 
 
@@ -92,7 +92,7 @@ def decisions(sweep_dir: Path, table: pd.DataFrame) -> tuple[SeedSweep, pd.DataF
 
 
 def _state(state: str, delta: float) -> str:
-    return state.replace("delta", f"{delta:g}") if state in (BETTER_SMALL, WORSE_SMALL) else state
+    return state.replace("delta", f"{delta:g}")
 
 
 def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
@@ -108,13 +108,14 @@ def section(sweep: SeedSweep, table: pd.DataFrame) -> list[str]:
         f"{len(sweep.rounds)} rounds, {runs} runs. Every group first ran {d.min_seeds} seeds; after each round a comparison still open "
         f"gave its group and its baseline {d.seeds_per_round} more, up to {d.max_seeds}. A comparison is decided by its repeated 95% "
         f"confidence interval of the mean difference ({step}; a group-sequential paired t-test, alpha {d.alpha} spent over "
-        f"the rounds and shared by the {d.comparisons} comparisons, docs/seeds.md): better or worse when the interval excludes 0, "
-        f"by less than {d.delta:g} when it also stays within ±{d.delta:g}, no difference that matters when it holds 0 inside "
-        f"±{d.delta:g}. The first look that decides is final. Any decision of the family is wrong with probability at most "
-        f"{d.alpha} (± {bounds.mc_error:.4f}, the boundaries' Monte Carlo error). A run that collapsed or diverged counts at the "
-        "accuracy it ended with; the table above tests each difference as if its seeds had been fixed in advance, so its "
-        "p-values understate the chance of a false difference: the decisions here are the ones that account for how the "
-        "seeds were chosen.",
+        f"the rounds and shared by the {d.comparisons} comparisons, docs/seeds.md): better or worse when the interval excludes 0 "
+        f"(by at least {d.delta:g} when it also excludes ±{d.delta:g}, by less than {d.delta:g} when it stays within "
+        f"±{d.delta:g}), no difference that matters when it holds 0 inside ±{d.delta:g}. The first look that decides is final. "
+        f"Any decision of the family is wrong with probability at most {d.alpha} (± {bounds.mc_error:.4f}, the boundaries' "
+        "Monte Carlo error) where seeds vary like Gaussian draws; the interval is the estimate to quote (a mean at an early "
+        "decision leans high). A run that collapsed or diverged counts at the accuracy it ended with; the table above tests "
+        "each difference as if its seeds had been fixed in advance, so its p-values understate the chance of a false "
+        "difference: the decisions here are the ones that account for how the seeds were chosen.",
         "",
         "| group | vs | decision | round | seeds | learned nothing | mean difference | interval of the difference |",
         "|---|---|---|---|---|---|---|---|",

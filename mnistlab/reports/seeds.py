@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,8 +103,9 @@ class SeedSweep:
             return None
         record = json.loads(path.read_text())
         design = dict(record["design"])
-        design.pop("comparisons", None)  # a sweep of mnistlab 0.1 recorded the count, not the families
-        design["families"] = tuple(design.get("families") or (sum(b is not None for b in record["baselines"].values()) or 1,))
+        design.pop("comparisons", None)  # a sweep of mnistlab 0.1 recorded the count, not the families: rebuilt
+        shared = Counter(b for b in record["baselines"].values() if b is not None)
+        design["families"] = tuple(design.get("families") or tuple(shared.values()) or (1,))
         design.setdefault("seeds_per_round", record.get("seeds_per_round", 2))
         return cls(
             record["groups"],

@@ -27,7 +27,7 @@ from mnistlab.errors import ConfigError
 from mnistlab.models import count_parameters, parameter_table
 from mnistlab.runs import provenance
 from mnistlab.runs.launch import Job
-from mnistlab.training.metrics import declarations, with_built_in
+from mnistlab.training.metrics import NAME, declarations, with_built_in
 from mnistlab.training.speed import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
 from mnistlab.training.trainer import ROW, Trainer
 
@@ -147,6 +147,12 @@ def build_trainer(config: RunConfig, parts: Parts, images: Images, run_dir: Path
     )
     columns = trainer.columns()
     for name, callback in callbacks.items():
+        for field in callback.fields():
+            if not NAME.match(field) or field.startswith(("final_", "best_")) or field in columns:
+                raise ConfigError(
+                    f"callback.{name} declares the summary field {field!r}: a field is lower-case letters, digits and underscores, "
+                    "and neither a column nor final_/best_ (the run's own)"
+                )
         for column in callback.needs():
             if column not in columns and column not in ROW:
                 raise ConfigError(

@@ -48,7 +48,7 @@ def code(root: Path = paths.PACKAGE_DIR.parent) -> dict[str, Any]:
     top = _git(root, "rev-parse", "--show-toplevel")
     if top is None or Path(top.strip()).resolve() != Path(root).resolve():
         return out  # an installed wheel: its version is what there is to know
-    commit, status = _git(root, "rev-parse", "HEAD"), _git(root, "status", "--porcelain")
+    commit, status = _git(root, "rev-parse", "HEAD"), _git(root, "status", "--porcelain", "--untracked-files=all")
     if commit is None or status is None:
         return out
     digest = hashlib.sha256((_git(root, "diff", "HEAD", "--binary") or "").encode())

@@ -60,13 +60,13 @@ def record_result(trainer: Trainer, result: FitResult, title: str, plots: bool) 
     else:
         final = {}
     fields = {
+        **result.fields,  # a callback's own fields first: the run's own below are never overwritten
         "status": result.status,
         **result_fields(result.history, final, declarations(trainer.metrics)),
         "seconds": result.seconds,
         "warmup_seconds": result.warmup_seconds,
         **({"weights": result.weights} if result.weights else {}),
         **({"stopped_by": result.stop["by"], "stop_reason": result.stop["reason"]} if result.stop else {}),
-        **result.fields,
     }
     if plots and evaluations is not None and trainer.run_dir is not None:
         test, dataset = trainer.data.test, trainer.data.dataset

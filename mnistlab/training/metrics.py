@@ -133,8 +133,9 @@ class MetricEntry:
         return float(value.item() if isinstance(value, torch.Tensor) else value)
 
     def column(self, split: str) -> Column:
-        """The declaration of this metric's column on ``split`` (``test``, ``val``): tested, as every metric is."""
-        return Column(f"{split} {self.label}", self.higher_is_better, self.digits, tested=True)
+        """The declaration of this metric's column on ``split`` (``test``, ``val``): tested, as every metric with a
+        direction is (one whose ``higher_is_better`` is None is a diagnostic, shown only)."""
+        return Column(f"{split} {self.label}", self.higher_is_better, self.digits, tested=self.higher_is_better is not None)
 
     def record(self) -> dict[str, Any]:
         return {"label": self.label, "higher_is_better": self.higher_is_better, "digits": self.digits}

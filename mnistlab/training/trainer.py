@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mnistlab.config.schema import TrainerSettings
 from mnistlab.data.batches import DeviceData, Split, epoch_batches, steps_per_epoch
-from mnistlab.errors import stop_status
+from mnistlab.errors import ConfigError, stop_status
 from mnistlab.training.callbacks.base import Callback, overrides
 from mnistlab.training.clock import duration
 from mnistlab.training.cuda_graph import GraphedStep, portable_state
@@ -96,8 +96,8 @@ class Trainer:
         self.evaluations: dict[str, Evaluation] = {}  # the last epoch's evaluation of each split (its predictions too)
         self.objective = objective(("test", "val") if data.val is not None else ("test",))
         self.finished_with: dict[str, Any] | None = None  # the weights a callback gave to finish with: {"from", "epoch"}
-        self._before_step = [c for c in self.callbacks.values() if overrides(c, "on_before_optimizer_step")]
-        self._after_step = [c for c in self.callbacks.values() if overrides(c, "on_step_end")]
+        self._before_step = [(n, c) for n, c in self.callbacks.items() if overrides(c, "on_before_optimizer_step")]
+        self._after_step = [(n, c) for n, c in self.callbacks.items() if overrides(c, "on_step_end")]
         graph = settings.cuda_graph and self.device.type == "cuda"
         if graph and self._before_step:  # a replayed graph would not call them: those steps run eagerly
             log.info("trainer.cuda_graph: off, a callback runs between backward and the optimizer's step")
@@ -124,9 +124,12 @@ class Trainer:
         declared = {f"{split}_{m.name}": m.column(split) for split in splits for m in self.metrics}
         for name, callback in self.callbacks.items():
             for column, declaration in callback.columns(self).items():
-                check_name(column, f"callback {name}")
+                try:
+                    check_name(column, f"callback.{name}")
+                except ValueError as err:
+                    raise ConfigError(str(err)) from None
                 if column in declared or column in ROW:
-                    raise ValueError(f"callback {name} declares the column {column!r}, which the run already has")
+                    raise ConfigError(f"callback.{name} declares the column {column!r}, which the run already has")
                 declared[column] = declaration
         return declared
 
@@ -192,7 +195,8 @@ class Trainer:
         loss, logits = self._forward(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for callback in self._before_step:
+        for name, callback in self._before_step:
+            self._calling = name
             callback.on_before_optimizer_step(self)
         self.optimizer.step()
         return loss.detach(), (logits.argmax(1) == hard_labels(y)).sum()
@@ -203,7 +207,8 @@ class Trainer:
         self.step += 1
         if self.scheduler_interval == "step":
             self.scheduler.step()
-        for callback in self._after_step:
+        for name, callback in self._after_step:
+            self._calling = name
             callback.on_step_end(self)
         return loss, hits
 
@@ -250,7 +255,7 @@ class Trainer:
         """After a completed fit: the weights a callback gives to finish with, loaded into the model (at most one may)."""
         given = {name: w for name, callback in self.callbacks.items() if (w := callback.final_weights(self)) is not None}
         if len(given) > 1:
-            raise ValueError(f"callbacks {', '.join(given)} each give the weights to finish with; keep one of them")
+            raise ConfigError(f"callbacks {', '.join(given)} each give the weights to finish with; keep one of them")
         if not given:
             return None
         ((name, weights),) = given.items()

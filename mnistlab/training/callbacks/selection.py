@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mnistlab.errors import ConfigError
 from mnistlab.training.callbacks.base import Callback, Weights
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class BestEpoch(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         direction = trainer.columns()[self.monitor].higher_is_better
         if direction is None:
-            raise ValueError(f"{self.monitor} has no direction (its metric's higher_is_better is None): monitor another column")
+            raise ConfigError(f"{self.monitor} has no direction (its metric's higher_is_better is None): monitor another column")
         self.higher = bool(direction)
 
     def improved(self, row: dict[str, Any]) -> bool:
