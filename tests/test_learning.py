@@ -106,5 +106,5 @@ def test_a_sweep_lists_a_collapsed_job_and_never_averages_it(tmp_path):
     comparison = pd.read_csv(sweep / "comparison.csv").set_index("optimizer.lr")
     assert comparison.loc[3.0, "n"] == 0 and comparison.loc[3.0, "jobs"] == 1 and comparison.loc[0.05, "n"] == 1
     report = (sweep / "report.md").read_text()
-    lines = [line for line in report.splitlines() if line.startswith("- job optimizer.lr=3,")]
+    lines = [line for line in report.splitlines() if line.startswith("- job optimizer.lr=3 (")]
     assert len(lines) == 1 and "): collapsed: training stayed at chance level" in lines[0]
