@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import COUNTING, make_folder, run_cli, write
@@ -17,8 +18,8 @@ from mnistlab.runs import provenance
 FAST = ("model=mlp", "trainer.limit_batches=5", "run.plots=false")
 
 
-def reproduce(*args: str, cwd: Path | None = None, env: dict | None = None):
-    return run_cli(*map(str, args), script="mnistlab-reproduce", cwd=cwd, env=env)
+def reproduce(*args: str, cwd: Path | None = None, env: dict | None = None, fresh: bool = False):
+    return run_cli(*map(str, args), script="mnistlab-reproduce", cwd=cwd, env=env, fresh=fresh)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +103,39 @@ def test_a_modified_tree_is_recorded_as_dirty_with_a_hash_of_its_difference(tmp_
     (tmp_path / "b.py").write_text("y = 1\n")
     assert provenance.code.__wrapped__(tmp_path)["diff_sha256"] != edited["diff_sha256"]  # an untracked file counts
     assert provenance.code.__wrapped__(tmp_path / "a.py")["commit"] is None  # not a checkout's top: no commit claimed
+
+
+def test_other_kernels_give_other_floats_within_the_stated_tolerance(fifteen, tmp_path):
+    """torch's scalar kernels (``ATEN_CPU_CAPABILITY=default``) stand in for another CPU: the machine differs, the
+    floats move, and the verdict says within tolerance, naming the kernels (identical where the CPU has no others)."""
+    proc = reproduce(fifteen, "--out", tmp_path / "scalar", env={"ATEN_CPU_CAPABILITY": "default"}, fresh=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    recorded = json.loads((fifteen / "summary.json").read_text())["provenance"]["machine"]["cpu"]["torch_kernels"]
+    if recorded == "DEFAULT":
+        assert "identical" in proc.stdout
+    else:
+        assert f"within tolerance: 15 epochs; what differs: machine: instruction set {recorded} -> DEFAULT" in proc.stdout
+
+
+def test_a_run_of_mnistlab_0_1_is_composed_again_from_its_overrides_and_reproduced(tmp_path):
+    """0.1 recorded no provenance and another config layout (``trainer.plots``, no ``run`` group): its overrides,
+    moved keys renamed, compose this version's config, which trains the same numbers."""
+    run = tmp_path / "old"
+    proc = run_cli("model=mlp", "trainer.epochs=2", "trainer.limit_batches=3", "run.plots=false", f"hydra.run.dir={run}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    config["trainer"].update(config.pop("run"))
+    (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    overrides = ["model=mlp", "trainer.epochs=2", "trainer.limit_batches=3", "trainer.plots=false"]
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["provenance"]
+    summary["versions"]["mnistlab"] = "0.1.0"
+    (run / "summary.json").write_text(json.dumps(summary))
+    proc = reproduce(run, "--out", tmp_path / "again")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "composed again from its overrides (model=mlp trainer.epochs=2 trainer.limit_batches=3 run.plots=false)" in proc.stdout
+    assert "identical: 2 epochs" in proc.stdout and "code: not recorded (mnistlab 0.1)" in proc.stdout
 
 
 def test_other_numbers_are_within_tolerance_only_where_the_machine_or_versions_differ():

@@ -155,28 +155,35 @@ def _short(value: Any) -> Any:
 def differences(first: dict[str, Any], second: dict[str, Any]) -> dict[str, list[str]]:
     """What differs between two runs' summaries' provenance (and versions), by kind: code, data, versions, machine."""
     out: dict[str, list[str]] = {"code": [], "data": [], "versions": [], "machine": []}
+    recorded = bool(first.get("provenance"))  # mnistlab 0.1 recorded none: nothing to compare but the versions
+    if not recorded:
+        out["code"].append("not recorded (mnistlab 0.1)")
     before, now = first.get("provenance") or {}, second.get("provenance") or {}
     before, now = before | {"versions": first.get("versions", {})}, now | {"versions": second.get("versions", {})}
     a, b = before.get("code", {}), now.get("code", {})
-    for key in ("mnistlab", "commit", "dirty", "diff_sha256"):
+    for key in () if not recorded else ("mnistlab", "commit", "dirty", "diff_sha256"):
         if a.get(key) != b.get(key):
             out["code"].append(f"{key} {_short(a.get(key))} -> {_short(b.get(key))}")
     for module in sorted(set(before.get("user_code", {})) | set(now.get("user_code", {}))):
         x, y = before.get("user_code", {}).get(module, {}), now.get("user_code", {}).get(module, {})
         if x.get("sha256") != y.get("sha256"):
             out["code"].append(f"{module} ({y.get('file') or x.get('file')}) changed")
-    if before.get("data", {}).get("sha256") != now.get("data", {}).get("sha256"):
+    if recorded and before.get("data", {}).get("sha256") != now.get("data", {}).get("sha256"):
         out["data"].append("the data files' digest")
     for name in sorted(set(before.get("versions", {})) | set(now.get("versions", {}))):
         if before.get("versions", {}).get(name) != now.get("versions", {}).get(name):
             out["versions"].append(f"{name} {before.get('versions', {}).get(name)} -> {now.get('versions', {}).get(name)}")
     m, n = before.get("machine", {}), now.get("machine", {})
     for key, x, y in (
-        ("CPU", m.get("cpu", {}).get("model"), n.get("cpu", {}).get("model")),
-        ("instruction set", m.get("cpu", {}).get("torch_kernels"), n.get("cpu", {}).get("torch_kernels")),
-        ("threads", m.get("threads"), n.get("threads")),
-        ("GPU", (m.get("gpu") or {}).get("name"), (n.get("gpu") or {}).get("name")),
-        ("deterministic settings", m.get("deterministic"), n.get("deterministic")),
+        ()
+        if not m
+        else (
+            ("CPU", m.get("cpu", {}).get("model"), n.get("cpu", {}).get("model")),
+            ("instruction set", m.get("cpu", {}).get("torch_kernels"), n.get("cpu", {}).get("torch_kernels")),
+            ("threads", m.get("threads"), n.get("threads")),
+            ("GPU", (m.get("gpu") or {}).get("name"), (n.get("gpu") or {}).get("name")),
+            ("deterministic settings", m.get("deterministic"), n.get("deterministic")),
+        )
     ):
         if x != y:
             out["machine"].append(f"{key} {x} -> {y}")
