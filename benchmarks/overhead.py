@@ -84,10 +84,12 @@ def main() -> None:
             pythons[ref] = baseline_python(ref, scratch / f"base-{ref}")
         results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         figure_wait: list[float | None] = []
+        launches = 0
         for repeat in range(args.repeats):
             for name, workload in WORKLOADS.items():
                 for label, python in pythons.items():
-                    out = scratch / f"{label.replace(' ', '_')}-{repeat}-{len(results)}" / "out"
+                    launches += 1
+                    out = scratch / f"{label.replace(' ', '_')}-{repeat}-{launches}" / "out"
                     out.parent.mkdir(parents=True)
                     wall, train, runs = launch(python, workload, out)
                     results.setdefault((name, label), []).append((wall, train))

@@ -19,7 +19,7 @@ from mnistlab.reports.plan import grid_jobs, job_names, recorded
 from mnistlab.reports.seeds import SeedSweep
 from mnistlab.reports.statistics import ALPHA, OUTLIER_SPREADS, choose_baseline, outliers
 from mnistlab.reports.study import write_study_report
-from mnistlab.runs.figures import render_all
+from mnistlab.runs.figures import drawing_missing
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,11 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path | None = None,
         raise NoRunsError(
             f"no runs (*/.hydra/overrides.yaml) under {', '.join(map(str, paths))}: the sweep launched no job, or these are not mnistlab runs"
         )
-    render_all(run_dirs)  # the runs' own figures, where a sweep left them to its end (or a run's process was killed)
+    with drawing_missing(run_dirs):  # the runs' own figures, left to a sweep's end, drawn while the report is made
+        return _write(run_dirs, paths, out_dir, baseline)
+
+
+def _write(run_dirs: list[Path], paths: Sequence[str | Path], out_dir: str | Path | None, baseline: str | None) -> tuple[Path, int]:
     out = Path(out_dir) if out_dir else (Path(paths[0]) if len(paths) == 1 and not (Path(paths[0]) / ".hydra").is_dir() else Path("."))
     out.mkdir(parents=True, exist_ok=True)
     table, histories, keys = load_runs(run_dirs, not_started(paths, run_dirs))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,13 +130,18 @@ def render(run_dir: Path) -> list[Path]:
     ]
 
 
-def render_all(run_dirs: list[Path], workers: int = 2) -> None:
-    """The figures of ``run_dirs`` that are missing, drawn by up to ``workers`` processes side by side."""
+@contextmanager
+def drawing_missing(run_dirs: list[Path], workers: int = 2) -> Iterator[None]:
+    """The figures of ``run_dirs`` that are missing, drawn by up to ``workers`` processes side by side while the
+    block runs (a sweep's report), and all there when it ends."""
     todo = [str(d) for d in run_dirs if files.figures_missing(Path(d))]
     chunks = [todo[i::workers] for i in range(workers) if todo[i::workers]]
     procs = [subprocess.Popen([sys.executable, "-m", "mnistlab.runs.figures", *chunk]) for chunk in chunks]
-    for proc in procs:
-        proc.wait()
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.wait()
 
 
 def in_background(run_dir: Path) -> None:
