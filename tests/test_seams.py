@@ -123,7 +123,7 @@ def test_a_callback_that_needs_a_validation_split_is_refused_before_the_data_are
 
 
 def test_a_short_run_at_chance_is_not_judged_and_says_so(tiny_data, caplog):
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         result = frozen_trainer(tiny_data, ChanceLevel(min_steps=1000), epochs=2).fit()
     assert result.status == "completed"
     assert any("fewer than callback.chance_level.min_steps=1000: it is not judged" in r.message for r in caplog.records)

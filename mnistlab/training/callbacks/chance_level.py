@@ -53,7 +53,7 @@ class ChanceLevel(Callback):
             return
         if trainer.step < self.min_steps:
             if trainer.epoch == trainer.settings.epochs and self.at_chance(trainer, row):
-                log.warning(
+                log.info(
                     "the last epoch is at chance level (loss %.2f, accuracy %.1f%%), but the run took %d steps, fewer than "
                     "callback.chance_level.min_steps=%d: it is not judged",
                     row["train_loss"],
