@@ -4,7 +4,8 @@ Each workload is launched as a user launches it (``python -m mnistlab ...``, a f
 with the code of this checkout and of each ``--baseline`` commit (a git worktree of it, importing the same installed
 libraries). For each it prints the total wall time, the training time the runs' summaries record (their
 ``seconds``: the epochs with their evaluations), and the overhead, the rest: start-up, set-up, data, figures on the
-way, and for a sweep its report; the sweep's overhead per job too. Medians over ``--repeats``.
+way, and for a sweep its report; the sweep's overhead per job too, and what each job beyond the sixth adds (the
+12-job sweep against the 6-job one). Medians over ``--repeats``.
 
     python benchmarks/overhead.py --baseline 4e5424c --repeats 5
 
@@ -32,7 +33,21 @@ WORKLOADS = {
     "single: model=mlp trainer.epochs=3": ["model=mlp", "trainer.epochs=3"],
     "sweep: 6 jobs of 100 batches (model=mlp)": ["-m", "model=mlp", "seed=0,1,2,3,4,5", "trainer.epochs=1", "trainer.limit_batches=100"],
     "single: model=lenet5 trainer.epochs=1": ["model=lenet5", "trainer.epochs=1"],
+    "sweep: 12 jobs of 100 batches (model=mlp)": [
+        "-m",
+        "model=mlp",
+        f"seed={','.join(map(str, range(12)))}",
+        "trainer.epochs=1",
+        "trainer.limit_batches=100",
+    ],
 }
+SIX, TWELVE = "sweep: 6 jobs of 100 batches (model=mlp)", "sweep: 12 jobs of 100 batches (model=mlp)"
+
+
+def jobs_of(workload: list[str]) -> int:
+    """How many jobs a workload launches (the seeds it sweeps; 1 for a single run)."""
+    seeds = next((arg for arg in workload if arg.startswith("seed=")), None)
+    return len(seeds.split(",")) if "-m" in workload and seeds else 1
 
 
 def baseline_python(ref: str, folder: Path) -> Path:
@@ -100,12 +115,15 @@ def main() -> None:
         print("| workload | code | total (s) | training (s) | overhead (s) | overhead per job (s) |")
         print("|---|---|---|---|---|---|")
         for name, workload in WORKLOADS.items():
-            jobs = 6 if "-m" in workload else 1
+            jobs = jobs_of(workload)
             for label in pythons:
                 walls, trains = zip(*results[(name, label)], strict=True)
                 wall, train = statistics.median(walls), statistics.median(trains)
                 over = statistics.median(w - t for w, t in results[(name, label)])
                 print(f"| {name} | {label} | {wall:.2f} | {train:.2f} | {over:.2f} | {over / jobs:.2f} |")
+        for label in pythons:  # what one more job costs: the 12-job sweep's overhead beyond the 6-job one's, per job
+            over = {name: statistics.median(w - t for w, t in results[(name, label)]) for name in (SIX, TWELVE)}
+            print(f"{label}: each job beyond the sixth adds {(over[TWELVE] - over[SIX]) / 6:.2f} s of overhead")
         waits = [w for w in figure_wait if w is not None]
         print(
             f"a single run's figures were all there {statistics.median(waits):.1f} s after it returned (median)"
