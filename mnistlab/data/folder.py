@@ -13,6 +13,7 @@ import torch
 
 from mnistlab.data import decoded
 from mnistlab.data.base import Dataset, Images
+from mnistlab.data.hashes import file_hashes
 from mnistlab.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -68,9 +69,10 @@ class Folder(Dataset):
 
     def _read(self, splits: dict[str, dict[str, list[Path]]], files: list[tuple[str, str, Path]]) -> Images:
         """The images decoded at ``image_size``, from the decoded copy of these very bytes where there is one."""
+        hashes = file_hashes([path for _, _, path in files])  # each file read only where it changed (:mod:`.hashes`)
         digest = hashlib.sha256()
         for split, name, path in files:
-            digest.update(f"{split}/{name}/{path.name}:".encode() + hashlib.sha256(path.read_bytes()).digest())
+            digest.update(f"{split}/{name}/{path.name}:".encode() + bytes.fromhex(hashes[str(path.resolve())]))
         entry = f"folder-{digest.hexdigest()}-{self.image_size}.npz"  # named by the content: valid wherever it is found
         kept = decoded.load(entry, [])
         if kept is not None:

@@ -28,8 +28,9 @@ from mnistlab.models import count_parameters, parameter_table
 from mnistlab.runs import provenance
 from mnistlab.runs.launch import Job
 from mnistlab.training.metrics import NAME, declarations, with_built_in
+from mnistlab.training.rows import ROW
 from mnistlab.training.speed import fused_optimizer, pick_device, prepare_model, set_threads, speed_settings
-from mnistlab.training.trainer import ROW, Trainer
+from mnistlab.training.trainer import Trainer
 
 log = logging.getLogger("mnistlab")
 PARTS = ("model", "metric", "loss", "technique", "callback")  # in the order they are built (the model first after seeding)

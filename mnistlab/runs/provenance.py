@@ -161,7 +161,7 @@ def differences(first: dict[str, Any], second: dict[str, Any]) -> dict[str, list
     before, now = first.get("provenance") or {}, second.get("provenance") or {}
     before, now = before | {"versions": first.get("versions", {})}, now | {"versions": second.get("versions", {})}
     a, b = before.get("code", {}), now.get("code", {})
-    for key in () if not recorded else ("mnistlab", "commit", "dirty", "diff_sha256"):
+    for key in ("mnistlab", "commit", "dirty", "diff_sha256") if recorded else []:
         if a.get(key) != b.get(key):
             out["code"].append(f"{key} {_short(a.get(key))} -> {_short(b.get(key))}")
     for module in sorted(set(before.get("user_code", {})) | set(now.get("user_code", {}))):
@@ -174,17 +174,14 @@ def differences(first: dict[str, Any], second: dict[str, Any]) -> dict[str, list
         if before.get("versions", {}).get(name) != now.get("versions", {}).get(name):
             out["versions"].append(f"{name} {before.get('versions', {}).get(name)} -> {now.get('versions', {}).get(name)}")
     m, n = before.get("machine", {}), now.get("machine", {})
-    for key, x, y in (
-        ()
-        if not m
-        else (
-            ("CPU", m.get("cpu", {}).get("model"), n.get("cpu", {}).get("model")),
-            ("instruction set", m.get("cpu", {}).get("torch_kernels"), n.get("cpu", {}).get("torch_kernels")),
-            ("threads", m.get("threads"), n.get("threads")),
-            ("GPU", (m.get("gpu") or {}).get("name"), (n.get("gpu") or {}).get("name")),
-            ("deterministic settings", m.get("deterministic"), n.get("deterministic")),
-        )
-    ):
+    compared = [
+        ("CPU", m.get("cpu", {}).get("model"), n.get("cpu", {}).get("model")),
+        ("instruction set", m.get("cpu", {}).get("torch_kernels"), n.get("cpu", {}).get("torch_kernels")),
+        ("threads", m.get("threads"), n.get("threads")),
+        ("GPU", (m.get("gpu") or {}).get("name"), (n.get("gpu") or {}).get("name")),
+        ("deterministic settings", m.get("deterministic"), n.get("deterministic")),
+    ]
+    for key, x, y in compared if recorded else []:
         if x != y:
             out["machine"].append(f"{key} {x} -> {y}")
     return {kind: items for kind, items in out.items() if items}

@@ -11,7 +11,8 @@ import torch
 from mnistlab.runs import files
 from mnistlab.training.evaluation import Evaluation
 from mnistlab.training.metrics import declarations
-from mnistlab.training.trainer import ROW, FitResult, Trainer
+from mnistlab.training.rows import ROW, FitResult
+from mnistlab.training.trainer import Trainer
 
 
 def result_fields(

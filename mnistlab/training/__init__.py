@@ -3,6 +3,7 @@ schedules), with the device and speed policy. Nothing here reads a config or wri
 
 from mnistlab.training.callbacks import Callback, Weights
 from mnistlab.training.metrics import Column, Metric
-from mnistlab.training.trainer import FitResult, Trainer
+from mnistlab.training.rows import FitResult
+from mnistlab.training.trainer import Trainer
 
 __all__ = ["Callback", "Column", "FitResult", "Metric", "Trainer", "Weights"]

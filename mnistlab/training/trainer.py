@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +22,13 @@ from mnistlab.training.callbacks.base import Callback, overrides
 from mnistlab.training.clock import duration
 from mnistlab.training.cuda_graph import GraphedStep, portable_state
 from mnistlab.training.evaluation import Evaluation, evaluate
-from mnistlab.training.metrics import Column, MetricEntry, check_name, objective, with_built_in
+from mnistlab.training.metrics import Column, MetricEntry, objective, with_built_in
+from mnistlab.training.rows import Diverged, FitResult, declared_columns
 from mnistlab.training.schedules import step_epoch_scheduler
 from mnistlab.training.techniques import Technique, hard_labels
 from mnistlab.training.warm_up import warm_up
 
 log = logging.getLogger(__name__)
-ROW = ("epoch", "train_loss", "train_acc", "lr", "seconds")  # a metrics row's own columns, beside each metric's
-
-
-@dataclass
-class FitResult:
-    status: str  # completed | diverged | interrupted | terminated | a callback's own (collapsed, pruned, ...)
-    history: list[dict[str, float]]
-    seconds: float  # training wall time, resumed parts included
-    warmup_seconds: float = 0.0  # one-off GPU start-up before the clock (see Trainer.warm_up)
-    fields: dict[str, Any] = dataclasses.field(default_factory=dict)  # the callbacks' summary fields (time_to_target, ...)
-    weights: dict[str, Any] | None = None  # {"from": callback, "epoch": n} where a callback gave the weights to finish with
-    stop: dict[str, str] | None = None  # {"by": callback, "reason": ...} where a callback stopped training
-
-
-class Diverged(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 class Trainer:
@@ -118,20 +101,8 @@ class Trainer:
         return evaluate(model, split.images, split.labels, self.metrics, self.settings.eval_batch_size, self.settings.channels_last)
 
     def columns(self) -> dict[str, Column]:
-        """Every column a row may hold beyond its own (``ROW``), declared: the metrics' on each split, then the callbacks'.
-        A callback's column that another already declares is an error."""
-        splits = ("test", "val") if self.data.val is not None else ("test",)
-        declared = {f"{split}_{m.name}": m.column(split) for split in splits for m in self.metrics}
-        for name, callback in self.callbacks.items():
-            for column, declaration in callback.columns(self).items():
-                try:
-                    check_name(column, f"callback.{name}")
-                except ValueError as err:
-                    raise ConfigError(str(err)) from None
-                if column in declared or column in ROW:
-                    raise ConfigError(f"callback.{name} declares the column {column!r}, which the run already has")
-                declared[column] = declaration
-        return declared
+        """Every column a row may hold beyond its own (``ROW``): the metrics' on each split, then the callbacks'."""
+        return declared_columns(self)
 
     # -- checkpoints
 
